@@ -1,0 +1,71 @@
+/*
+ * The primary's side of the shim protocol (shim/proto.h): the control
+ * socket the workers' shims connect to, the registry of listening sockets
+ * (sockets.h) and the round-robin dispatcher (rr.h).
+ *
+ * The supervisor (workers.c) creates one cz_control, exports its name to
+ * every worker as CLUSTERIZE_CONTROL, and tells it when a worker stops or
+ * exits.  The control reports hello and listening events back through
+ * struct cz_control_events.
+ */
+#ifndef CZ_LAUNCHER_CONTROL_H
+#define CZ_LAUNCHER_CONTROL_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "proto.h"
+
+struct cz_control;
+
+struct cz_control_events {
+	void *data;
+	/* A process of worker `worker_id` said hello (once per process). */
+	void (*hello)(void *data, uint32_t worker_id, int pid, uint32_t flags,
+		const char *exe);
+	/*
+	 * Worker `worker_id` now listens on `addr`, formatted for people:
+	 * "127.0.0.1:8000", "[::1]:8000", "unix /run/app.sock",
+	 * "udp 0.0.0.0:5353".
+	 */
+	void (*listening)(void *data, uint32_t worker_id, int pid,
+		const char *addr);
+};
+
+/*
+ * Creates the control socket (an abstract unix SOCK_SEQPACKET address with
+ * a random name) and starts serving it on `loop`.  `mode` is the scheduling
+ * policy for stream listeners (datagram sockets are always shared).
+ * Returns 0 or a negative errno.
+ */
+int cz_control_create(uv_loop_t *loop, enum cz_mode mode,
+	const struct cz_control_events *ev, struct cz_control **out);
+
+/* The name to put in CLUSTERIZE_CONTROL (without the leading NUL). */
+const char *cz_control_name(const struct cz_control *c);
+
+/*
+ * Worker `worker_id` is about to be stopped: stop routing new connections
+ * to it.  Connections already queued in its channels that it has not taken
+ * are given to other workers.
+ */
+void cz_control_worker_stopping(struct cz_control *c, uint32_t worker_id);
+
+/*
+ * Worker `worker_id` has exited: forget its processes and channels; every
+ * connection queued for it and not taken goes to another worker (or waits
+ * for one).  Its listening sockets stay open for the next worker.
+ */
+void cz_control_worker_exited(struct cz_control *c, uint32_t worker_id);
+
+/* Number of listening sockets worker `worker_id` holds (for readiness). */
+unsigned cz_control_listen_count(const struct cz_control *c, uint32_t worker_id);
+
+/*
+ * Closes every socket and handle.  Handles are released by the loop: run it
+ * once more (uv_run(loop, UV_RUN_DEFAULT)) after this, before
+ * uv_loop_close().  `c` may be NULL.
+ */
+void cz_control_destroy(struct cz_control *c);
+
+#endif

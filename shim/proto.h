@@ -1,0 +1,227 @@
+/*
+ * The wire format spoken between the shim (in every worker) and the primary
+ * (the launcher), and the environment variables both sides read.  Defined
+ * once, here, and used by both.  libc only: the shim includes this file.
+ *
+ * Two kinds of unix SOCK_SEQPACKET sockets carry these messages:
+ *
+ * Control connection (one per worker *process*).  The launcher listens on
+ * the abstract unix address "\0" + $CLUSTERIZE_CONTROL.  The shim connects
+ * from its constructor (and again, lazily, in a forked child, because a
+ * reply on a connection shared with the parent could be read by the wrong
+ * process), sends HELLO, and then makes synchronous requests: one request
+ * message, one reply message carrying the same seq, possibly with one fd
+ * attached (SCM_RIGHTS).  The primary never sends anything unasked on it.
+ *
+ * Channel (rr only; one per listen() of a worker).  A socketpair made by the
+ * primary; the worker end is handed over in the LISTEN reply and the shim
+ * installs it at the app's listening fd number, so the app's epoll/poll/select
+ * see it readable when a connection waits.  The primary sends CONN (with the
+ * connection's fd) and NUDGE (no fd); the worker answers each CONN it took
+ * with ACK (cumulative) and each CONN whose fd it could not receive
+ * (MSG_CTRUNC) with NACK, so the primary re-dispatches that connection.
+ *
+ * Every message starts with struct cz_msg_hdr; `len` is the whole message's
+ * size and must equal the size of the struct for its type.  Integers are in
+ * host byte order (both ends run on the same host).  A receiver rejects any
+ * message whose magic, version, type or len is wrong (cz_proto_check()).
+ */
+#ifndef CZ_SHIM_PROTO_H
+#define CZ_SHIM_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* --- environment ------------------------------------------------------ */
+
+/* Set by the launcher in every worker. */
+#define CZ_ENV_CONTROL "CLUSTERIZE_CONTROL"     /* abstract socket name */
+#define CZ_ENV_WORKER_ID "CLUSTERIZE_WORKER_ID" /* 1, 2, 3, ... */
+#define CZ_ENV_UNIQUE_ID "NODE_UNIQUE_ID"       /* same value; removed for node */
+/* Read by the launcher. */
+#define CZ_ENV_SCHED "NODE_CLUSTER_SCHED_POLICY" /* rr | none */
+#define CZ_ENV_SHIM "CLUSTERIZE_SHIM"            /* path of libclusterize.so */
+#define CZ_ENV_LOG "CLUSTERIZE_LOG"     /* error|warn|info|debug|trace */
+/* Read by the shim: "1" (or any non-empty value but "0") logs to stderr. */
+#define CZ_ENV_DEBUG "CLUSTERIZE_DEBUG"
+
+/* --- framing ---------------------------------------------------------- */
+
+#define CZ_PROTO_MAGIC 0x7a63u /* "cz" */
+#define CZ_PROTO_VERSION 1u
+
+enum cz_msg_type {
+	/* control connection, worker -> primary (each gets a reply) */
+	CZ_MSG_HELLO = 1,
+	CZ_MSG_BIND = 2,
+	CZ_MSG_LISTEN = 3,
+	CZ_MSG_RELEASE = 4,
+	/* control connection, primary -> worker */
+	CZ_MSG_REPLY = 16,
+	/* channel, primary -> worker */
+	CZ_MSG_CONN = 32,
+	CZ_MSG_NUDGE = 33,
+	/* channel, worker -> primary */
+	CZ_MSG_ACK = 48,
+	CZ_MSG_NACK = 49,
+};
+
+struct cz_msg_hdr {
+	uint16_t magic;   /* CZ_PROTO_MAGIC */
+	uint8_t version;  /* CZ_PROTO_VERSION */
+	uint8_t type;     /* enum cz_msg_type */
+	uint32_t len;     /* size of the whole message */
+	uint32_t seq;     /* request: sender's counter; reply: the request's */
+	uint32_t pad;
+};
+
+/* A socket address as the app gave it (or as the kernel reported it). */
+struct cz_addr {
+	uint32_t len; /* socklen_t of `ss`; 0 = none */
+	uint32_t pad;
+	struct sockaddr_storage ss;
+};
+
+/*
+ * Socket options read off the app's own socket at bind() and listen() time
+ * (getsockopt on the app's fd) and applied by the primary to its socket
+ * before bind()/listen().  CZ_OPT_UNSET (-1) means "leave the default".
+ */
+#define CZ_OPT_UNSET (-1)
+struct cz_sockopts {
+	int32_t reuseaddr;    /* SOL_SOCKET SO_REUSEADDR */
+	int32_t v6only;       /* IPPROTO_IPV6 IPV6_V6ONLY (AF_INET6 only) */
+	int32_t rcvbuf;       /* SOL_SOCKET SO_RCVBUF (as set; kernel doubles) */
+	int32_t sndbuf;       /* SOL_SOCKET SO_SNDBUF */
+	int32_t nodelay;      /* IPPROTO_TCP TCP_NODELAY */
+	int32_t keepalive;    /* SOL_SOCKET SO_KEEPALIVE */
+	int32_t defer_accept; /* IPPROTO_TCP TCP_DEFER_ACCEPT (seconds) */
+	int32_t freebind;     /* IPPROTO_IP IP_FREEBIND */
+};
+
+/* HELLO: sent once per process when the shim loads (and after fork). */
+#define CZ_HELLO_F_NODE 0x1u /* the process is node: NODE_UNIQUE_ID removed */
+struct cz_msg_hello {
+	struct cz_msg_hdr hdr;
+	uint32_t worker_id; /* from CLUSTERIZE_WORKER_ID */
+	int32_t pid;
+	int32_t ppid;
+	uint32_t flags;     /* CZ_HELLO_F_* */
+	char exe[256];      /* NUL-terminated, possibly truncated */
+};
+
+/*
+ * BIND: the app called bind() on an AF_INET/AF_INET6/AF_UNIX socket of type
+ * SOCK_STREAM or SOCK_DGRAM that it did not mark SO_REUSEPORT.
+ * The primary looks the key up (family, type, address, port, v6only; for
+ * port 0 also this worker's ordinal, see sockets.c) and binds a socket of its
+ * own if the key is new.  AF_UNIX paths are sent absolute (the shim resolves
+ * a relative path against its cwd).
+ * Reply: err = 0 or a negative errno (EADDRINUSE, EACCES, EADDRNOTAVAIL...);
+ * on success key != 0 and `bound` is the real address (with the real port).
+ * For SOCK_DGRAM the reply carries the shared, bound socket's fd: the shim
+ * installs it at once (UDP is always shared).  For SOCK_STREAM nothing is
+ * attached; the app's socket stays unbound until listen().
+ */
+struct cz_msg_bind {
+	struct cz_msg_hdr hdr;
+	int32_t family;
+	int32_t type;     /* SOCK_STREAM or SOCK_DGRAM, no flags */
+	int32_t protocol;
+	uint32_t pad;
+	struct cz_addr addr;
+	struct cz_sockopts opts;
+};
+
+/*
+ * LISTEN: the app called listen() on a socket whose BIND succeeded (key), or
+ * on an unbound socket (key == 0: the shim first sends a BIND of the
+ * wildcard address with port 0 of the socket's family, as Linux's implicit
+ * bind does).
+ * Reply: err; mode; and one fd attached:
+ *  - CZ_MODE_SHARED: the primary's listening socket (listen() already called
+ *    with the first backlog it was given).
+ *  - CZ_MODE_RR: the worker end of a new channel; `channel` names it.
+ * `nonblock` tells the primary whether the app's socket was O_NONBLOCK, so
+ * it can accept connections with the same blocking mode most of the time.
+ */
+enum cz_mode { CZ_MODE_SHARED = 1, CZ_MODE_RR = 2 };
+struct cz_msg_listen {
+	struct cz_msg_hdr hdr;
+	uint32_t key;
+	int32_t backlog;
+	uint32_t nonblock;
+	uint32_t pad;
+	struct cz_sockopts opts; /* re-read at listen() time */
+};
+
+/*
+ * RELEASE: the app closed the last fd of a tracked socket in the process
+ * that bound/listened it (and has not forked since), or connect()ed a
+ * socket it had bound (a client binding its source address: the shim then
+ * binds for real).  The primary drops this worker's hold on `key`; for rr
+ * it stops routing to `channel` (0 = none) and gives every connection still
+ * queued in it to another worker.  Reply: err only.
+ */
+struct cz_msg_release {
+	struct cz_msg_hdr hdr;
+	uint32_t key;
+	uint32_t channel;
+};
+
+struct cz_msg_reply {
+	struct cz_msg_hdr hdr;
+	int32_t err;      /* 0 or negative errno */
+	uint32_t key;     /* BIND: the key; LISTEN: echoed */
+	uint32_t mode;    /* LISTEN: enum cz_mode; BIND: 0 */
+	uint32_t channel; /* LISTEN in rr: the channel id */
+	struct cz_addr bound; /* BIND/LISTEN: the real bound address */
+};
+
+/*
+ * CONN: one accepted connection, its fd attached.  `peer` is what accept4()
+ * returned in the primary, so the shim fills accept's addr without a
+ * syscall.  `nonblock` says whether the attached fd is O_NONBLOCK.
+ * hdr.seq numbers the connections of one channel: 1, 2, 3, ...
+ */
+struct cz_msg_conn {
+	struct cz_msg_hdr hdr;
+	uint32_t nonblock;
+	uint32_t pad;
+	struct cz_addr peer;
+};
+
+/* NUDGE: no fd.  Makes a stalled channel readable so the primary sees the
+ * worker take something again.  The shim's accept skips it. */
+struct cz_msg_nudge {
+	struct cz_msg_hdr hdr;
+};
+
+/* ACK: every CONN with seq <= hdr.seq was taken.  NACK: the fd of CONN
+ * hdr.seq was lost (MSG_CTRUNC); give that connection to someone else. */
+struct cz_msg_ack {
+	struct cz_msg_hdr hdr;
+};
+
+/* The largest message; a receive buffer of this size holds any. */
+#define CZ_MSG_MAX sizeof(struct cz_msg_hello)
+
+/*
+ * Fills hdr for a message of `type` (len from the type).  Returns 0, or
+ * -EINVAL for an unknown type.
+ */
+int cz_proto_init(struct cz_msg_hdr *hdr, enum cz_msg_type type, uint32_t seq);
+
+/* The size of a message of `type`, or 0 for an unknown type. */
+size_t cz_proto_size(unsigned type);
+
+/*
+ * Validates `n` received bytes: magic, version, known type, len == n ==
+ * the size for the type, and the type's own fields (address lengths within
+ * sockaddr_storage, families and types we know, NUL-terminated strings).
+ * Returns the type (> 0) or -EPROTO/-EBADMSG.  Never reads past `n`.
+ */
+int cz_proto_check(const void *buf, size_t n);
+
+#endif
