@@ -1,0 +1,393 @@
+/*
+ * Command-line parsing (cli.h).  A small parser of our own rather than
+ * getopt_long: getopt keeps global state, prints its own messages and
+ * accepts abbreviations, and we want every error as one line we wrote.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cli.h"
+
+#define CZ_MAX_SECONDS 1e6
+#define CZ_MAX_RESTARTS 1000000
+
+enum opt_id {
+	OPT_WORKERS, OPT_SCHED, OPT_GRACE, OPT_MIN_UPTIME, OPT_MAX_RESTARTS,
+	OPT_HELLO_TIMEOUT, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION,
+};
+
+struct opt_def {
+	char short_name; /* 0: long only */
+	const char *long_name;
+	bool has_arg;
+	enum opt_id id;
+};
+
+static const struct opt_def opt_defs[] = {
+	{ 'w', "workers", true, OPT_WORKERS },
+	{ 's', "sched", true, OPT_SCHED },
+	{ 'g', "grace", true, OPT_GRACE },
+	{ 0, "min-uptime", true, OPT_MIN_UPTIME },
+	{ 0, "max-restarts", true, OPT_MAX_RESTARTS },
+	{ 0, "hello-timeout", true, OPT_HELLO_TIMEOUT },
+	{ 'q', "quiet", false, OPT_QUIET },
+	{ 'v', "verbose", false, OPT_VERBOSE },
+	{ 'h', "help", false, OPT_HELP },
+	{ 'V', "version", false, OPT_VERSION },
+};
+#define N_OPTS (sizeof(opt_defs) / sizeof(opt_defs[0]))
+
+/* Parsing state beyond struct cz_opts. */
+struct parse {
+	struct cz_opts *o;
+	char *err;
+	size_t errlen;
+	bool sched_set;
+	int quiet;
+	int verbose;
+};
+
+static const char usage_text[] =
+	"Usage: clusterize [options] [--] command [args...]\n"
+	"Run N copies of a network server that share its listening sockets,\n"
+	"like Node.js cluster, without changing the server.\n"
+	"\n"
+	"  -w, --workers N          number of workers, 1..1024 (default: CPUs available)\n"
+	"  -s, --sched rr|none      rr: the launcher hands out connections in turn;\n"
+	"                           none: workers accept on the shared socket\n"
+	"                           (default: $NODE_CLUSTER_SCHED_POLICY, else rr)\n"
+	"  -g, --grace SECONDS      wait before SIGKILL on stop (default 10)\n"
+	"      --min-uptime SECONDS a worker exiting sooner has crashed (default 1)\n"
+	"      --max-restarts N     quick crashes in a row before giving up (default 5)\n"
+	"      --hello-timeout SECONDS  warn if a worker has not loaded the shim (default 5)\n"
+	"  -q, --quiet              only warnings and errors\n"
+	"  -v, --verbose            more detail (repeat for more)\n"
+	"  -h, --help               show this help\n"
+	"  -V, --version            show the version\n"
+	"\n"
+	"Signals: TERM/INT stop gracefully (twice: at once), QUIT stops at once,\n"
+	"TTIN adds a worker, TTOU removes one.\n"
+	"Environment: NODE_CLUSTER_SCHED_POLICY, CLUSTERIZE_LOG (error|warn|info|\n"
+	"debug|trace), CLUSTERIZE_SHIM (path of libclusterize.so).\n";
+
+const char *cz_cli_usage(void)
+{
+	return usage_text;
+}
+
+unsigned cz_cli_default_workers(void)
+{
+	cpu_set_t set;
+	int n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) != 0) {
+		return 1;
+	}
+	n = CPU_COUNT(&set);
+	if (n < 1) {
+		return 1;
+	}
+	return n > CZ_CLI_MAX_WORKERS ? CZ_CLI_MAX_WORKERS : (unsigned)n;
+}
+
+__attribute__((format(printf, 2, 3)))
+static int fail(struct parse *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (p->errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(p->err, p->errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+/* A decimal integer, digits only (no sign, no spaces, no hex). */
+static int parse_uint(const char *s, long max, long *out)
+{
+	char *end;
+	long v;
+
+	if (*s < '0' || *s > '9') {
+		return -1;
+	}
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v > max) {
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Seconds: "10", "0.5", ".5", "2." -- no sign, exponent, hex, inf or nan. */
+static int parse_seconds(const char *s, double *out)
+{
+	bool digits = false;
+	int dots = 0;
+	double v;
+
+	for (const char *c = s; *c; c++) {
+		if (*c == '.') {
+			dots++;
+		} else if (*c >= '0' && *c <= '9') {
+			digits = true;
+		} else {
+			return -1;
+		}
+	}
+	if (!digits || dots > 1) {
+		return -1;
+	}
+	v = strtod(s, NULL);
+	if (!isfinite(v) || v > CZ_MAX_SECONDS) {
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_sched(const char *s, enum cz_mode *out)
+{
+	if (strcasecmp(s, "rr") == 0) {
+		*out = CZ_MODE_RR;
+	} else if (strcasecmp(s, "none") == 0) {
+		*out = CZ_MODE_SHARED;
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+static int apply_seconds(struct parse *p, const char *name, const char *val,
+	double *out)
+{
+	if (parse_seconds(val, out) != 0) {
+		return fail(p, "invalid duration '%s' for %s: expected seconds, "
+			"e.g. 10 or 0.5", val, name);
+	}
+	return 0;
+}
+
+static int apply_opt(struct parse *p, const struct opt_def *d,
+	const char *name, const char *val)
+{
+	struct cz_opts *o = p->o;
+	long n;
+
+	switch (d->id) {
+	case OPT_WORKERS:
+		if (parse_uint(val, CZ_CLI_MAX_WORKERS, &n) != 0 || n < 1) {
+			return fail(p, "invalid worker count '%s' for %s: "
+				"expected an integer from 1 to %d", val, name,
+				CZ_CLI_MAX_WORKERS);
+		}
+		o->workers = (unsigned)n;
+		return 0;
+	case OPT_SCHED:
+		if (parse_sched(val, &o->sched) != 0) {
+			return fail(p, "invalid scheduling policy '%s' for %s: "
+				"expected rr or none", val, name);
+		}
+		p->sched_set = true;
+		return 0;
+	case OPT_GRACE:
+		return apply_seconds(p, name, val, &o->grace);
+	case OPT_MIN_UPTIME:
+		return apply_seconds(p, name, val, &o->min_uptime);
+	case OPT_HELLO_TIMEOUT:
+		return apply_seconds(p, name, val, &o->hello_timeout);
+	case OPT_MAX_RESTARTS:
+		if (parse_uint(val, CZ_MAX_RESTARTS, &n) != 0 || n < 1) {
+			return fail(p, "invalid count '%s' for %s: expected an "
+				"integer from 1 to %d", val, name, CZ_MAX_RESTARTS);
+		}
+		o->max_restarts = (unsigned)n;
+		return 0;
+	case OPT_QUIET:
+		p->quiet++;
+		return 0;
+	case OPT_VERBOSE:
+		p->verbose++;
+		return 0;
+	case OPT_HELP:
+		o->action = CZ_CLI_HELP;
+		return 0;
+	case OPT_VERSION:
+		o->action = CZ_CLI_VERSION;
+		return 0;
+	}
+	return fail(p, "internal error: option %s", name);
+}
+
+static const struct opt_def *find_long(const char *name, size_t len)
+{
+	for (size_t i = 0; i < N_OPTS; i++) {
+		if (strlen(opt_defs[i].long_name) == len &&
+			strncmp(opt_defs[i].long_name, name, len) == 0) {
+			return &opt_defs[i];
+		}
+	}
+	return NULL;
+}
+
+static const struct opt_def *find_short(char c)
+{
+	for (size_t i = 0; i < N_OPTS; i++) {
+		if (opt_defs[i].short_name == c) {
+			return &opt_defs[i];
+		}
+	}
+	return NULL;
+}
+
+/* "--name", "--name=value" or "--name value"; advances *i past a value. */
+static int parse_long(struct parse *p, int argc, char **argv, int *i)
+{
+	const char *arg = argv[*i] + 2;
+	const char *eq = strchr(arg, '=');
+	size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+	const struct opt_def *d = find_long(arg, len);
+	char name[64];
+
+	snprintf(name, sizeof(name), "--%.*s", (int)(len < 40 ? len : 40), arg);
+	if (d == NULL) {
+		return fail(p, "unknown option '%s'", name);
+	}
+	if (!d->has_arg) {
+		if (eq != NULL) {
+			return fail(p, "option '%s' takes no value", name);
+		}
+		return apply_opt(p, d, name, NULL);
+	}
+	if (eq != NULL) {
+		return apply_opt(p, d, name, eq + 1);
+	}
+	if (*i + 1 >= argc) {
+		return fail(p, "option '%s' requires a value", name);
+	}
+	(*i)++;
+	return apply_opt(p, d, name, argv[*i]);
+}
+
+/* "-qv", "-w4", "-w 4", "-vvw4". */
+static int parse_short(struct parse *p, int argc, char **argv, int *i)
+{
+	const char *arg = argv[*i];
+
+	for (size_t j = 1; arg[j] != '\0'; j++) {
+		const struct opt_def *d = find_short(arg[j]);
+		char name[3] = { '-', arg[j], '\0' };
+
+		if (d == NULL) {
+			return fail(p, "unknown option '%s'", name);
+		}
+		if (!d->has_arg) {
+			if (apply_opt(p, d, name, NULL) != 0) {
+				return -1;
+			}
+			continue;
+		}
+		if (arg[j + 1] != '\0') {
+			return apply_opt(p, d, name, arg + j + 1);
+		}
+		if (*i + 1 >= argc) {
+			return fail(p, "option '%s' requires a value", name);
+		}
+		(*i)++;
+		return apply_opt(p, d, name, argv[*i]);
+	}
+	return 0;
+}
+
+static void set_defaults(struct cz_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->action = CZ_CLI_RUN;
+	o->workers = 0;
+	o->sched = CZ_MODE_RR;
+	o->grace = 10;
+	o->min_uptime = 1;
+	o->hello_timeout = 5;
+	o->max_restarts = 5;
+	o->log_level = CZ_LOG_INFO;
+}
+
+/* Environment values apply only where no flag said otherwise. */
+static int apply_env(struct parse *p, const char *sched_env,
+	const char *log_env)
+{
+	struct cz_opts *o = p->o;
+
+	if (!p->sched_set && sched_env != NULL && *sched_env != '\0' &&
+		parse_sched(sched_env, &o->sched) != 0) {
+		return fail(p, "invalid scheduling policy '%s' in "
+			"NODE_CLUSTER_SCHED_POLICY: expected rr or none", sched_env);
+	}
+	if (p->quiet > 0 || p->verbose > 0) {
+		int level = (p->quiet > 0 ? CZ_LOG_WARN : CZ_LOG_INFO) + p->verbose;
+
+		o->log_level = level > CZ_LOG_TRACE ? CZ_LOG_TRACE :
+			(enum cz_log_level)level;
+	} else if (log_env != NULL && *log_env != '\0') {
+		int level = cz_log_parse_level(log_env);
+
+		if (level < 0) {
+			return fail(p, "invalid log level '%s' in CLUSTERIZE_LOG: "
+				"expected error, warn, info, debug or trace", log_env);
+		}
+		o->log_level = (enum cz_log_level)level;
+	}
+	return 0;
+}
+
+int cz_cli_parse(int argc, char **argv, const char *sched_env,
+	const char *log_env, struct cz_opts *o, char *err, size_t errlen)
+{
+	struct parse p = { .o = o, .err = err, .errlen = errlen };
+	int i;
+
+	set_defaults(o);
+	if (errlen > 0) {
+		err[0] = '\0';
+	}
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		int rc;
+
+		if (strcmp(a, "--") == 0) {
+			i++;
+			break;
+		}
+		if (a[0] != '-' || a[1] == '\0') {
+			break; /* the command: its options are its own */
+		}
+		rc = a[1] == '-' ? parse_long(&p, argc, argv, &i) :
+			parse_short(&p, argc, argv, &i);
+		if (rc != 0) {
+			return -1;
+		}
+		if (o->action != CZ_CLI_RUN) {
+			return 0;
+		}
+	}
+	if (i >= argc) {
+		return fail(&p, "no command given (usage: clusterize [options] "
+			"[--] command [args...])");
+	}
+	o->cmd_argc = argc - i;
+	o->cmd_argv = argv + i;
+	if (o->workers == 0) {
+		o->workers = cz_cli_default_workers();
+	}
+	return apply_env(&p, sched_env, log_env);
+}

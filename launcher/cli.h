@@ -1,0 +1,52 @@
+/*
+ * Command line: clusterize [options] [--] command [args...]
+ *
+ * Parsing is a pure function of argv and the two environment values it
+ * reads, so it is testable without exiting; main.c prints and exits.
+ */
+#ifndef CZ_LAUNCHER_CLI_H
+#define CZ_LAUNCHER_CLI_H
+
+#include <stddef.h>
+
+#include "log.h"
+#include "proto.h"
+
+#define CZ_CLI_MAX_WORKERS 1024
+
+enum cz_cli_action {
+	CZ_CLI_RUN = 0,
+	CZ_CLI_HELP,
+	CZ_CLI_VERSION,
+};
+
+struct cz_opts {
+	enum cz_cli_action action;
+	unsigned workers;        /* 1..CZ_CLI_MAX_WORKERS */
+	enum cz_mode sched;      /* CZ_MODE_RR or CZ_MODE_SHARED ("none") */
+	double grace;            /* seconds */
+	double min_uptime;       /* seconds */
+	double hello_timeout;    /* seconds; 0 = never warn */
+	unsigned max_restarts;   /* >= 1 */
+	enum cz_log_level log_level;
+	int cmd_argc;            /* >= 1 when action is CZ_CLI_RUN */
+	char **cmd_argv;         /* points into argv; NULL-terminated */
+};
+
+/*
+ * Parses argv (argv[0] is the program name).  `sched_env` and `log_env` are
+ * the values of NODE_CLUSTER_SCHED_POLICY and CLUSTERIZE_LOG (NULL or ""
+ * when unset); flags override them, and an invalid value is only an error
+ * when no flag overrides it.  Returns 0, or -1 with a one-line message
+ * (without the "clusterize: " prefix) in err.
+ */
+int cz_cli_parse(int argc, char **argv, const char *sched_env,
+	const char *log_env, struct cz_opts *o, char *err, size_t errlen);
+
+/* The --help text. */
+const char *cz_cli_usage(void);
+
+/* CPUs this process may run on (sched_getaffinity), clamped to 1..1024. */
+unsigned cz_cli_default_workers(void);
+
+#endif

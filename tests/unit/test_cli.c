@@ -1,0 +1,247 @@
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define MAX_ARGS 12
+
+struct run {
+	char *argv[MAX_ARGS + 1];
+	int argc;
+	struct cz_opts o;
+	char err[256];
+	int rc;
+};
+
+/* Parses a NULL-terminated list of arguments after "clusterize". */
+static void parse_with(struct run *r, const char *sched_env,
+	const char *log_env, const char *const *args)
+{
+	memset(r, 0, sizeof(*r));
+	r->argv[r->argc++] = (char *)"clusterize";
+	for (size_t i = 0; args[i] != NULL && r->argc < MAX_ARGS; i++) {
+		r->argv[r->argc++] = (char *)args[i];
+	}
+	r->rc = cz_cli_parse(r->argc, r->argv, sched_env, log_env, &r->o,
+		r->err, sizeof(r->err));
+}
+
+#define PARSE(r, sched, log, ...) \
+	parse_with(r, sched, log, (const char *const[]){ __VA_ARGS__, NULL })
+
+Test(cli, defaults)
+{
+	struct run r;
+
+	PARSE(&r, NULL, NULL, "server", "--port", "8000");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_expect_eq(r.o.action, CZ_CLI_RUN);
+	cr_expect_eq(r.o.workers, cz_cli_default_workers());
+	cr_expect_geq(r.o.workers, 1);
+	cr_expect_eq(r.o.sched, CZ_MODE_RR);
+	cr_expect_float_eq(r.o.grace, 10.0, 1e-9);
+	cr_expect_float_eq(r.o.min_uptime, 1.0, 1e-9);
+	cr_expect_float_eq(r.o.hello_timeout, 5.0, 1e-9);
+	cr_expect_eq(r.o.max_restarts, 5);
+	cr_expect_eq(r.o.log_level, CZ_LOG_INFO);
+	cr_assert_eq(r.o.cmd_argc, 3);
+	cr_expect_str_eq(r.o.cmd_argv[0], "server");
+	cr_expect_str_eq(r.o.cmd_argv[2], "8000");
+	cr_expect_null(r.o.cmd_argv[3]);
+}
+
+Test(cli, worker_counts)
+{
+	struct run r;
+
+	PARSE(&r, NULL, NULL, "-w", "4", "x");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_expect_eq(r.o.workers, 4);
+	PARSE(&r, NULL, NULL, "-w1024", "x");
+	cr_expect_eq(r.o.workers, 1024);
+	PARSE(&r, NULL, NULL, "--workers=7", "x");
+	cr_expect_eq(r.o.workers, 7);
+	PARSE(&r, NULL, NULL, "--workers", "2", "x");
+	cr_expect_eq(r.o.workers, 2);
+	PARSE(&r, NULL, NULL, "-qw3", "x");
+	cr_expect_eq(r.o.workers, 3);
+	cr_expect_eq(r.o.log_level, CZ_LOG_WARN);
+}
+
+struct bad_case {
+	const char *args[5];
+	const char *sched_env;
+	const char *log_env;
+	const char *needle; /* must appear in the message */
+};
+
+static const struct bad_case bad_cases[] = {
+	{ { "-w", "0", "x" }, NULL, NULL, "invalid worker count '0'" },
+	{ { "-w", "-1", "x" }, NULL, NULL, "invalid worker count '-1'" },
+	{ { "-w", "abc", "x" }, NULL, NULL, "invalid worker count 'abc'" },
+	{ { "-w", "1025", "x" }, NULL, NULL, "invalid worker count '1025'" },
+	{ { "-w", "4x", "x" }, NULL, NULL, "'4x'" },
+	{ { "-w", " 4", "x" }, NULL, NULL, "' 4'" },
+	{ { "--workers=", "x" }, NULL, NULL, "invalid worker count ''" },
+	{ { "x", "-w" }, "bogus", NULL, "'bogus' in NODE_CLUSTER_SCHED_POLICY" },
+	{ { "-s", "roundrobin", "x" }, NULL, NULL,
+		"invalid scheduling policy 'roundrobin'" },
+	{ { "x" }, NULL, "loud", "invalid log level 'loud' in CLUSTERIZE_LOG" },
+	{ { "-g", "abc", "x" }, NULL, NULL, "invalid duration 'abc' for -g" },
+	{ { "--grace", "-1", "x" }, NULL, NULL, "invalid duration '-1'" },
+	{ { "--min-uptime=nan", "x" }, NULL, NULL, "'nan' for --min-uptime" },
+	{ { "--hello-timeout", "1e3", "x" }, NULL, NULL, "'1e3'" },
+	{ { "--max-restarts", "0", "x" }, NULL, NULL,
+		"invalid count '0' for --max-restarts" },
+	{ { "--bogus", "x" }, NULL, NULL, "unknown option '--bogus'" },
+	{ { "--bogus=3", "x" }, NULL, NULL, "unknown option '--bogus'" },
+	{ { "-x", "cmd" }, NULL, NULL, "unknown option '-x'" },
+	{ { "--work", "2", "x" }, NULL, NULL, "unknown option '--work'" },
+	{ { "--quiet=1", "x" }, NULL, NULL, "'--quiet' takes no value" },
+	{ { "-w" }, NULL, NULL, "option '-w' requires a value" },
+	{ { "x", "--sched" }, NULL, NULL, NULL }, /* x is the command: ok */
+	{ { "--grace" }, NULL, NULL, "option '--grace' requires a value" },
+	{ { NULL }, NULL, NULL, "no command given" },
+	{ { "-w", "2" }, NULL, NULL, "no command given" },
+	{ { "--" }, NULL, NULL, "no command given" },
+};
+
+Test(cli, bad_arguments_name_the_problem)
+{
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		const struct bad_case *c = &bad_cases[i];
+		struct run r;
+
+		parse_with(&r, c->sched_env, c->log_env, c->args);
+		if (c->needle == NULL) {
+			cr_expect_eq(r.rc, 0, "case %zu: %s", i, r.err);
+			continue;
+		}
+		cr_expect_eq(r.rc, -1, "case %zu (%s) should fail", i,
+			c->needle);
+		cr_expect_not_null(strstr(r.err, c->needle),
+			"case %zu: '%s' does not contain '%s'", i, r.err, c->needle);
+		cr_expect_null(strchr(r.err, '\n'), "case %zu: one line", i);
+	}
+}
+
+Test(cli, sched_is_case_insensitive)
+{
+	static const char *const rr[] = { "rr", "RR", "Rr" };
+	static const char *const none[] = { "none", "NONE", "NoNe" };
+	struct run r;
+
+	for (size_t i = 0; i < 3; i++) {
+		PARSE(&r, NULL, NULL, "-s", rr[i], "x");
+		cr_expect_eq(r.rc, 0);
+		cr_expect_eq(r.o.sched, CZ_MODE_RR, "%s", rr[i]);
+		PARSE(&r, NULL, NULL, "--sched", none[i], "x");
+		cr_expect_eq(r.rc, 0);
+		cr_expect_eq(r.o.sched, CZ_MODE_SHARED, "%s", none[i]);
+		PARSE(&r, none[i], NULL, "x");
+		cr_expect_eq(r.o.sched, CZ_MODE_SHARED, "env %s", none[i]);
+	}
+}
+
+Test(cli, sched_flag_overrides_env)
+{
+	struct run r;
+
+	PARSE(&r, "none", NULL, "x");
+	cr_expect_eq(r.o.sched, CZ_MODE_SHARED);
+	PARSE(&r, "none", NULL, "-s", "rr", "x");
+	cr_expect_eq(r.o.sched, CZ_MODE_RR);
+	PARSE(&r, "rr", NULL, "--sched=none", "x");
+	cr_expect_eq(r.o.sched, CZ_MODE_SHARED);
+	/* An invalid value the flag overrides is not used, so not an error. */
+	PARSE(&r, "bogus", NULL, "-s", "none", "x");
+	cr_expect_eq(r.rc, 0, "%s", r.err);
+	cr_expect_eq(r.o.sched, CZ_MODE_SHARED);
+	PARSE(&r, "", NULL, "x");
+	cr_expect_eq(r.rc, 0);
+	cr_expect_eq(r.o.sched, CZ_MODE_RR);
+}
+
+Test(cli, log_level_flags_and_env)
+{
+	struct run r;
+
+	PARSE(&r, NULL, NULL, "-q", "x");
+	cr_expect_eq(r.o.log_level, CZ_LOG_WARN);
+	PARSE(&r, NULL, NULL, "-v", "x");
+	cr_expect_eq(r.o.log_level, CZ_LOG_DEBUG);
+	PARSE(&r, NULL, NULL, "-vv", "x");
+	cr_expect_eq(r.o.log_level, CZ_LOG_TRACE);
+	PARSE(&r, NULL, NULL, "--verbose", "--verbose", "-v", "x");
+	cr_expect_eq(r.o.log_level, CZ_LOG_TRACE);
+	PARSE(&r, NULL, "debug", "x");
+	cr_expect_eq(r.o.log_level, CZ_LOG_DEBUG);
+	PARSE(&r, NULL, "ERROR", "x");
+	cr_expect_eq(r.o.log_level, CZ_LOG_ERROR);
+	PARSE(&r, NULL, "trace", "-q", "x");
+	cr_expect_eq(r.o.log_level, CZ_LOG_WARN);
+	PARSE(&r, NULL, "loud", "--quiet", "x");
+	cr_expect_eq(r.rc, 0, "%s", r.err);
+	cr_expect_eq(r.o.log_level, CZ_LOG_WARN);
+}
+
+Test(cli, durations_and_counts)
+{
+	struct run r;
+
+	PARSE(&r, NULL, NULL, "-g", "0.5", "--min-uptime=2", "--hello-timeout",
+		"0", "--max-restarts", "9", "x");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_expect_float_eq(r.o.grace, 0.5, 1e-9);
+	cr_expect_float_eq(r.o.min_uptime, 2.0, 1e-9);
+	cr_expect_float_eq(r.o.hello_timeout, 0.0, 1e-9);
+	cr_expect_eq(r.o.max_restarts, 9);
+	PARSE(&r, NULL, NULL, "-g.25", "x");
+	cr_expect_float_eq(r.o.grace, 0.25, 1e-9);
+}
+
+Test(cli, double_dash_ends_options)
+{
+	struct run r;
+
+	PARSE(&r, NULL, NULL, "-w", "2", "--", "-w", "3");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_expect_eq(r.o.workers, 2);
+	cr_assert_eq(r.o.cmd_argc, 2);
+	cr_expect_str_eq(r.o.cmd_argv[0], "-w");
+	PARSE(&r, NULL, NULL, "--", "--", "x");
+	cr_expect_str_eq(r.o.cmd_argv[0], "--");
+}
+
+Test(cli, options_after_the_command_are_its_own)
+{
+	struct run r;
+
+	PARSE(&r, NULL, NULL, "node", "-w", "3", "--bogus", "-h", "--", "x");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_expect_eq(r.o.action, CZ_CLI_RUN);
+	cr_expect_eq(r.o.workers, cz_cli_default_workers());
+	cr_expect_eq(r.o.cmd_argc, 7);
+	cr_expect_str_eq(r.o.cmd_argv[0], "node");
+	cr_expect_str_eq(r.o.cmd_argv[4], "-h");
+	/* A lone "-" is an argument, not an option. */
+	PARSE(&r, NULL, NULL, "-", "x");
+	cr_expect_str_eq(r.o.cmd_argv[0], "-");
+}
+
+Test(cli, help_and_version_need_no_command)
+{
+	struct run r;
+
+	PARSE(&r, NULL, NULL, "-h");
+	cr_expect_eq(r.rc, 0);
+	cr_expect_eq(r.o.action, CZ_CLI_HELP);
+	PARSE(&r, "bogus", NULL, "--help");
+	cr_expect_eq(r.rc, 0);
+	cr_expect_eq(r.o.action, CZ_CLI_HELP);
+	PARSE(&r, NULL, NULL, "-V");
+	cr_expect_eq(r.o.action, CZ_CLI_VERSION);
+	PARSE(&r, NULL, NULL, "--version", "x");
+	cr_expect_eq(r.o.action, CZ_CLI_VERSION);
+	cr_expect_not_null(strstr(cz_cli_usage(), "--workers"));
+}
