@@ -1,0 +1,106 @@
+/*
+ * The primary's registry of sockets bound on the workers' behalf.
+ *
+ * A key is what a worker asked for: family, type, address and port,
+ * IPV6_V6ONLY as it applies, unix path; and, for port 0, an ordinal so that
+ * every worker's k-th port-0 socket of a tuple maps to the same socket (and
+ * so the same "random" port), as Node does.  Workers hold keys: one hold
+ * per successful BIND, dropped by RELEASE or when the worker exits.
+ *
+ * No event loop here: the registry only makes syscalls on its own sockets,
+ * so it is tested on its own.
+ */
+#ifndef CZ_LAUNCHER_SOCKETS_H
+#define CZ_LAUNCHER_SOCKETS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "proto.h"
+
+struct cz_hold {
+	uint32_t worker_id;
+	unsigned holds;   /* successful BINDs not released */
+	unsigned listens; /* of those, how many listen (or are datagram) */
+};
+
+struct cz_key {
+	uint32_t id;
+	int family;
+	int type;
+	int protocol;
+	int v6only;        /* effective; 0 unless AF_INET6 */
+	unsigned ordinal;  /* port 0 only: the k-th such socket of a worker */
+	struct sockaddr_storage req; /* as asked (the key) */
+	socklen_t req_len;
+	struct sockaddr_storage bound; /* getsockname() */
+	socklen_t bound_len;
+	int fd;
+	bool listening;   /* listen() done */
+	bool unlink_path; /* we created a unix socket file */
+	int backlog;      /* the first LISTEN's */
+	bool nonblock;    /* the first LISTEN's */
+	struct cz_hold *holds;
+	unsigned nholds, holds_cap;
+	void *data;       /* the owner's (the rr listener) */
+	struct cz_key *next;
+};
+
+struct cz_sockets;
+
+/* Called just before a key's socket is closed, to detach `k->data`. */
+typedef void cz_sockets_closing_fn(void *data, struct cz_key *k);
+
+int cz_sockets_create(cz_sockets_closing_fn *closing, void *data,
+	struct cz_sockets **out);
+
+/* Closes every key's socket (unlinking socket files it created). */
+void cz_sockets_destroy(struct cz_sockets *s);
+
+/*
+ * Worker `worker_id` binds `m->addr`: find or create the key and take a
+ * hold on it.  A new key's socket is created with `m->opts` applied and
+ * bound; if that fails nothing is kept (a retry binds afresh).
+ * Returns 0 and *out, or a negative errno (the bind's).
+ */
+int cz_sockets_bind(struct cz_sockets *s, uint32_t worker_id,
+	const struct cz_msg_bind *m, struct cz_key **out);
+
+/* The key with id `id`, or NULL. */
+struct cz_key *cz_sockets_find(struct cz_sockets *s, uint32_t id);
+
+/* How many holds worker `worker_id` has on `k`. */
+unsigned cz_sockets_holds(const struct cz_key *k, uint32_t worker_id);
+
+/*
+ * Worker `worker_id` listens on `k`: the first LISTEN applies `opts`,
+ * calls listen(backlog) and records backlog and the app's `nonblock`.
+ * Returns 0 or a negative errno (EOPNOTSUPP for datagram keys).
+ */
+int cz_sockets_listen(struct cz_key *k, uint32_t worker_id, int backlog,
+	bool nonblock, const struct cz_sockopts *opts);
+
+/*
+ * Drops one of worker `worker_id`'s holds on `k` (and one listen if
+ * `listened`); closes the key when no hold is left.  Returns 1 if `k` was
+ * closed (and freed), 0 if not, -ENOENT if the worker held none.
+ */
+int cz_sockets_release(struct cz_sockets *s, struct cz_key *k,
+	uint32_t worker_id, bool listened);
+
+/*
+ * Drops every hold of worker `worker_id`.  Keys left without holds are
+ * closed, except listening ones: they wait, open, for the next worker.
+ */
+void cz_sockets_worker_exited(struct cz_sockets *s, uint32_t worker_id);
+
+/* The number of listens (and datagram binds) worker `worker_id` holds. */
+unsigned cz_sockets_listen_count(const struct cz_sockets *s,
+	uint32_t worker_id);
+
+/* Applies every option of `o` that is not CZ_OPT_UNSET to socket `fd`. */
+void cz_sockets_apply_opts(int fd, int family, int type,
+	const struct cz_sockopts *o);
+
+#endif

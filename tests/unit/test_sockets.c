@@ -1,0 +1,223 @@
+/* The key registry: which BINDs share a socket, and when sockets close. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "sockets.h"
+
+static struct cz_sockets *s;
+static unsigned closed;
+
+static void on_closing(void *data, struct cz_key *k)
+{
+	(void)data;
+	(void)k;
+	closed++;
+}
+
+static void setup(void)
+{
+	closed = 0;
+	cr_assert_eq(cz_sockets_create(on_closing, NULL, &s), 0);
+}
+
+static void teardown(void)
+{
+	cz_sockets_destroy(s);
+}
+
+TestSuite(sockets, .init = setup, .fini = teardown);
+
+static struct cz_msg_bind req(const char *addr, int type, int v6only)
+{
+	struct cz_msg_bind m;
+	int n;
+
+	memset(&m, 0, sizeof(m));
+	n = cz_addr_parse(addr, &m.addr.ss);
+	cr_assert_gt(n, 0, "parse %s", addr);
+	m.addr.len = (uint32_t)n;
+	m.family = m.addr.ss.ss_family;
+	m.type = type;
+	memset(&m.opts, 0xff, sizeof(m.opts)); /* all CZ_OPT_UNSET */
+	m.opts.reuseaddr = 1;
+	m.opts.v6only = v6only;
+	return m;
+}
+
+static struct cz_key *bind_ok(uint32_t w, const char *addr, int type, int v6only)
+{
+	struct cz_msg_bind m = req(addr, type, v6only);
+	struct cz_key *k = NULL;
+	int err = cz_sockets_bind(s, w, &m, &k);
+
+	cr_assert_eq(err, 0, "bind %s: %s", addr, strerror(-err));
+	return k;
+}
+
+static int port_of(const struct cz_key *k)
+{
+	return cz_addr_port((const void *)&k->bound, k->bound_len);
+}
+
+/* A port nothing listens on, for tests that need a fixed one. */
+static int free_port(void)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET };
+	socklen_t len = sizeof(in);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(fd, (void *)&in, sizeof(in)), 0);
+	getsockname(fd, (void *)&in, &len);
+	port = ntohs(in.sin_port);
+	close(fd);
+	return port;
+}
+
+Test(sockets, same_address_same_key)
+{
+	char a[64];
+	struct cz_key *k1, *k2;
+
+	snprintf(a, sizeof(a), "127.0.0.1:%d", free_port());
+	k1 = bind_ok(1, a, SOCK_STREAM, -1);
+	k2 = bind_ok(2, a, SOCK_STREAM, -1);
+	cr_assert_eq(k1, k2);
+	cr_assert_eq(cz_sockets_holds(k1, 1), 1);
+	cr_assert_eq(cz_sockets_holds(k1, 2), 1);
+	cr_assert_eq(cz_sockets_find(s, k1->id), k1);
+}
+
+Test(sockets, port0_ordinal_per_worker)
+{
+	struct cz_key *a1 = bind_ok(1, "127.0.0.1:0", SOCK_STREAM, -1);
+	struct cz_key *a2 = bind_ok(1, "127.0.0.1:0", SOCK_STREAM, -1);
+	struct cz_key *b1 = bind_ok(2, "127.0.0.1:0", SOCK_STREAM, -1);
+	struct cz_key *b2 = bind_ok(2, "127.0.0.1:0", SOCK_STREAM, -1);
+	struct cz_key *c1 = bind_ok(3, "127.0.0.1:0", SOCK_STREAM, -1);
+
+	cr_assert_neq(a1, a2);
+	cr_assert_neq(port_of(a1), port_of(a2));
+	cr_assert_gt(port_of(a1), 0);
+	cr_assert_eq(b1, a1, "every worker's 1st port-0 socket is the same");
+	cr_assert_eq(b2, a2, "every worker's 2nd port-0 socket is the same");
+	cr_assert_eq(c1, a1);
+	/* Worker 1 closes its first: its next port-0 bind reuses ordinal 0. */
+	cr_assert_eq(cz_sockets_release(s, a1, 1, false), 0);
+	cr_assert_eq(bind_ok(1, "127.0.0.1:0", SOCK_STREAM, -1), a1);
+}
+
+Test(sockets, v6only_distinguishes_keys)
+{
+	struct cz_key *dual = bind_ok(1, "[::]:0", SOCK_STREAM, 0);
+	struct cz_key *only = bind_ok(1, "[::]:0", SOCK_STREAM, 1);
+	int v = -1;
+	socklen_t len = sizeof(v);
+
+	cr_assert_neq(dual, only);
+	cr_assert_eq(dual->v6only, 0);
+	cr_assert_eq(only->v6only, 1);
+	cr_assert_eq(bind_ok(2, "[::]:0", SOCK_STREAM, 1), only);
+	cr_assert_eq(bind_ok(2, "[::]:0", SOCK_STREAM, 0), dual);
+	getsockopt(only->fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, &len);
+	cr_assert_eq(v, 1);
+}
+
+Test(sockets, stream_and_dgram_are_different_keys)
+{
+	struct cz_key *t = bind_ok(1, "127.0.0.1:0", SOCK_STREAM, -1);
+	struct cz_key *u = bind_ok(1, "127.0.0.1:0", SOCK_DGRAM, -1);
+
+	cr_assert_neq(t, u);
+	cr_assert_eq(cz_sockets_listen_count(s, 1), 1, "a datagram bind counts");
+}
+
+Test(sockets, unix_path_shared_and_unlinked)
+{
+	char path[64], a[80];
+	struct cz_key *k1, *k2;
+
+	snprintf(path, sizeof(path), "/tmp/cz-test-%d.sock", (int)getpid());
+	unlink(path);
+	snprintf(a, sizeof(a), "%s", path);
+	k1 = bind_ok(1, a, SOCK_STREAM, -1);
+	k2 = bind_ok(2, a, SOCK_STREAM, -1);
+	cr_assert_eq(k1, k2);
+	cr_assert_eq(access(path, F_OK), 0);
+	cr_assert_eq(cz_sockets_release(s, k1, 1, false), 0);
+	cr_assert_eq(access(path, F_OK), 0, "still held by worker 2");
+	cr_assert_eq(cz_sockets_release(s, k1, 2, false), 1);
+	cr_assert_eq(closed, 1);
+	cr_assert_neq(access(path, F_OK), 0, "unlinked with the last hold");
+}
+
+Test(sockets, eaddrinuse_then_retry_rebinds)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET };
+	socklen_t len = sizeof(in);
+	int blocker = socket(AF_INET, SOCK_STREAM, 0);
+	struct cz_msg_bind m;
+	struct cz_key *k = NULL;
+	char a[64];
+
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(blocker, (void *)&in, sizeof(in)), 0);
+	cr_assert_eq(listen(blocker, 1), 0);
+	getsockname(blocker, (void *)&in, &len);
+	snprintf(a, sizeof(a), "127.0.0.1:%d", ntohs(in.sin_port));
+	m = req(a, SOCK_STREAM, -1);
+	cr_assert_eq(cz_sockets_bind(s, 1, &m, &k), -EADDRINUSE);
+	cr_assert_eq(cz_sockets_bind(s, 2, &m, &k), -EADDRINUSE,
+		"the failed key was dropped: the retry binds again");
+	close(blocker);
+	k = bind_ok(1, a, SOCK_STREAM, -1);
+	cr_assert_eq(port_of(k), ntohs(in.sin_port));
+}
+
+Test(sockets, eacces_or_eaddrnotavail_passed_through)
+{
+	struct cz_msg_bind m = req("192.0.2.1:0", SOCK_STREAM, -1);
+	struct cz_key *k = NULL;
+
+	/* TEST-NET-1 is not local: the bind fails and nothing is kept. */
+	cr_assert_eq(cz_sockets_bind(s, 1, &m, &k), -EADDRNOTAVAIL);
+	cr_assert_eq(cz_sockets_listen_count(s, 1), 0);
+}
+
+Test(sockets, listened_key_survives_worker_exit)
+{
+	struct cz_key *lk = bind_ok(1, "127.0.0.1:0", SOCK_STREAM, -1);
+	struct cz_key *bk = bind_ok(1, "127.0.0.1:0", SOCK_STREAM, -1);
+	uint32_t lid = lk->id, bid = bk->id;
+	struct cz_sockopts o;
+	int port = port_of(lk);
+
+	memset(&o, 0xff, sizeof(o));
+	cr_assert_eq(cz_sockets_listen(lk, 1, 16, true, &o), 0);
+	cr_assert_eq(cz_sockets_listen_count(s, 1), 1);
+	cz_sockets_worker_exited(s, 1);
+	cr_assert_eq(cz_sockets_listen_count(s, 1), 0);
+	cr_assert_eq(cz_sockets_find(s, lid), lk, "listening: kept open");
+	cr_assert_null(cz_sockets_find(s, bid), "never listened: closed");
+	/* The replacement worker's first port-0 socket is the same one. */
+	cr_assert_eq(bind_ok(2, "127.0.0.1:0", SOCK_STREAM, -1), lk);
+	cr_assert_eq(port_of(lk), port);
+}
+
+Test(sockets, listen_needs_a_hold_and_a_stream)
+{
+	struct cz_key *k = bind_ok(1, "127.0.0.1:0", SOCK_STREAM, -1);
+	struct cz_key *u = bind_ok(1, "127.0.0.1:0", SOCK_DGRAM, -1);
+	struct cz_sockopts o;
+
+	memset(&o, 0xff, sizeof(o));
+	cr_assert_eq(cz_sockets_listen(k, 2, 16, false, &o), -EBADF);
+	cr_assert_eq(cz_sockets_listen(u, 1, 16, false, &o), -EOPNOTSUPP);
+	cr_assert_eq(cz_sockets_release(s, k, 2, false), -ENOENT);
+}
