@@ -1,0 +1,98 @@
+/*
+ * The round-robin dispatcher: the primary accepts on each rr listening
+ * socket and hands every connection to one worker over that worker's
+ * channel (a SOCK_SEQPACKET socketpair; CONN message + SCM_RIGHTS).
+ *
+ * A channel has credit while it has fewer than CZ_RR_CREDIT connections
+ * sent and not acknowledged, and is neither stalled nor stopping.  Each
+ * connection goes to the next channel with credit in round-robin order.
+ * The primary keeps its copy of each connection until the worker's
+ * (cumulative) ACK, so a connection queued for a worker that stops, stalls
+ * or dies is read back from the channel (the primary holds a dup of the
+ * worker's end) and given to another worker: never lost.  While no channel
+ * has credit the listener is not polled and connections wait in the
+ * kernel's backlog.
+ *
+ * Everything is in fixed rings: no allocation per connection.
+ */
+#ifndef CZ_LAUNCHER_RR_H
+#define CZ_LAUNCHER_RR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#define CZ_RR_CREDIT 4     /* connections in flight per channel */
+#define CZ_RR_BATCH 64     /* accepts per readable event */
+#define CZ_RR_TICK_MS 100  /* stall check period */
+#define CZ_RR_STALL_MS 500 /* no ACK for this long with work queued */
+
+struct cz_rr;
+struct cz_rr_listener;
+
+int cz_rr_create(uv_loop_t *loop, struct cz_rr **out);
+
+/* Closes every listener and channel; memory is freed by the loop. */
+void cz_rr_destroy(struct cz_rr *rr);
+
+/*
+ * Starts dispatching connections of listening socket `fd` (not owned; made
+ * non-blocking).  Accepted connections are O_NONBLOCK iff `conn_nonblock`.
+ * `name` (copied) names the socket in messages.
+ */
+int cz_rr_listener_create(struct cz_rr *rr, int fd, bool conn_nonblock,
+	const char *name, struct cz_rr_listener **out);
+
+/* Closes the listener's channels and undispatched connections (not fd). */
+void cz_rr_listener_destroy(struct cz_rr_listener *l);
+
+/*
+ * Opens a channel to worker `worker_id`.  Returns the worker's end (to be
+ * sent to the worker; the dispatcher keeps it open and owns it) and sets
+ * *id, or returns a negative errno.
+ */
+int cz_rr_chan_open(struct cz_rr_listener *l, uint32_t worker_id,
+	uint32_t *id);
+
+/*
+ * Closes channel `id` of worker `worker_id` (the worker released it):
+ * connections it did not take go to other channels.  -ENOENT if unknown.
+ */
+int cz_rr_chan_close(struct cz_rr *rr, uint32_t id, uint32_t worker_id);
+
+/* Stop routing to the worker's channels; requeue what it did not take. */
+void cz_rr_worker_stopping(struct cz_rr *rr, uint32_t worker_id);
+
+/* The worker is gone: requeue what it did not take, close its channels. */
+void cz_rr_worker_exited(struct cz_rr *rr, uint32_t worker_id);
+
+/* --- for tests -------------------------------------------------------- */
+
+/* Dispatches an accepted connection `fd` (owned from now on). */
+void cz_rr_dispatch(struct cz_rr_listener *l, int fd,
+	const struct sockaddr *peer, socklen_t peer_len);
+
+/* Runs the stall check now. */
+void cz_rr_tick(struct cz_rr *rr);
+
+/* Replaces the loop's clock (milliseconds) when `ms` != 0. */
+void cz_rr_set_now(struct cz_rr *rr, uint64_t ms);
+
+struct cz_rr_chan_info {
+	uint32_t worker_id;
+	unsigned inflight;
+	bool stalled;
+	bool stopping;
+};
+/* Fills *info for channel `id`; -ENOENT if unknown. */
+int cz_rr_chan_info(const struct cz_rr *rr, uint32_t id,
+	struct cz_rr_chan_info *info);
+
+/* Connections accepted but not yet sent to any worker. */
+unsigned cz_rr_pending(const struct cz_rr_listener *l);
+
+/* Whether the listening socket is being polled (some channel has credit). */
+bool cz_rr_polling(const struct cz_rr_listener *l);
+
+#endif

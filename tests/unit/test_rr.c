@@ -1,0 +1,352 @@
+/*
+ * The rr dispatcher, driven directly: the test plays the workers by
+ * reading their channel ends and writing ACK/NACK, and runs the loop
+ * without blocking (UV_RUN_NOWAIT) for the primary to react.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "proto.h"
+#include "rr.h"
+
+#define NCH 3
+
+static uv_loop_t loop;
+static struct cz_rr *rr;
+static struct cz_rr_listener *lst;
+static int lfd;
+static uint32_t chan[NCH];
+static int wfd[NCH];
+
+static void setup(void)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET };
+
+	cr_assert_eq(uv_loop_init(&loop), 0);
+	cr_assert_eq(cz_rr_create(&loop, &rr), 0);
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(bind(lfd, (void *)&in, sizeof(in)), 0);
+	cr_assert_eq(listen(lfd, 64), 0);
+	cr_assert_eq(cz_rr_listener_create(rr, lfd, false, "test", &lst), 0);
+	cz_rr_set_now(rr, 1000);
+}
+
+static void teardown(void)
+{
+	cz_rr_destroy(rr);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	cr_assert_eq(uv_loop_close(&loop), 0, "every handle closed");
+	close(lfd);
+}
+
+TestSuite(rr, .init = setup, .fini = teardown, .timeout = 20);
+
+static void open_chans(unsigned n)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		wfd[i] = cz_rr_chan_open(lst, 10 + i, &chan[i]);
+		cr_assert_geq(wfd[i], 0);
+	}
+}
+
+/* A connection stand-in: one end of a socketpair; returns the other. */
+static int give_conn(void)
+{
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cz_rr_dispatch(lst, sv[0], NULL, 0);
+	return sv[1];
+}
+
+/* Reads one message off a worker end: its type, seq and fd (or -1). */
+static int take(int fd, uint32_t *seq, int *cfd)
+{
+	union {
+		struct cz_msg_conn m;
+		char buf[CZ_MSG_MAX];
+	} u;
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cu;
+	struct iovec iov = { u.buf, sizeof(u.buf) };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cu.buf, .msg_controllen = sizeof(cu.buf),
+	};
+	ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+	*cfd = -1;
+	if (n < 0) {
+		return -errno;
+	}
+	if (cm != NULL && cm->cmsg_type == SCM_RIGHTS) {
+		memcpy(cfd, CMSG_DATA(cm), sizeof(int));
+	}
+	*seq = u.m.hdr.seq;
+	return cz_proto_check(u.buf, (size_t)n);
+}
+
+/* Takes a CONN and closes its fd; returns its seq. */
+static uint32_t take_conn(int fd)
+{
+	uint32_t seq = 0;
+	int cfd, type = take(fd, &seq, &cfd);
+
+	cr_assert_eq(type, CZ_MSG_CONN, "got %d", type);
+	cr_assert_geq(cfd, 0);
+	close(cfd);
+	return seq;
+}
+
+static unsigned count_queued(int fd)
+{
+	uint32_t seq;
+	int cfd;
+	unsigned n = 0;
+
+	while (take(fd, &seq, &cfd) > 0) {
+		if (cfd >= 0) {
+			close(cfd);
+		}
+		n++;
+	}
+	return n;
+}
+
+static void reply(int fd, enum cz_msg_type type, uint32_t seq)
+{
+	struct cz_msg_ack a;
+
+	cz_proto_init(&a.hdr, type, seq);
+	cr_assert_eq(send(fd, &a, sizeof(a), 0), (ssize_t)sizeof(a));
+	uv_run(&loop, UV_RUN_NOWAIT);
+}
+
+static unsigned inflight(unsigned i)
+{
+	struct cz_rr_chan_info info;
+
+	cr_assert_eq(cz_rr_chan_info(rr, chan[i], &info), 0);
+	return info.inflight;
+}
+
+static bool stalled(unsigned i)
+{
+	struct cz_rr_chan_info info;
+
+	cr_assert_eq(cz_rr_chan_info(rr, chan[i], &info), 0);
+	return info.stalled;
+}
+
+Test(rr, round_robin_over_channels)
+{
+	unsigned i;
+
+	open_chans(NCH);
+	for (i = 0; i < 3 * NCH; i++) {
+		close(give_conn());
+	}
+	for (i = 0; i < NCH; i++) {
+		cr_assert_eq(inflight(i), 3);
+		cr_assert_eq(take_conn(wfd[i]), 1);
+		cr_assert_eq(take_conn(wfd[i]), 2);
+		cr_assert_eq(take_conn(wfd[i]), 3);
+	}
+}
+
+Test(rr, credit_limits_and_cumulative_ack_frees_it)
+{
+	unsigned i;
+
+	open_chans(NCH);
+	cr_assert(cz_rr_polling(lst));
+	for (i = 0; i < CZ_RR_CREDIT * NCH + 2; i++) {
+		close(give_conn());
+	}
+	for (i = 0; i < NCH; i++) {
+		cr_assert_eq(inflight(i), CZ_RR_CREDIT);
+	}
+	cr_assert_eq(cz_rr_pending(lst), 2);
+	cr_assert_not(cz_rr_polling(lst), "no credit: listener paused");
+	/* Channel 1 takes everything; one ACK acknowledges all four. */
+	for (i = 0; i < CZ_RR_CREDIT; i++) {
+		take_conn(wfd[1]);
+	}
+	reply(wfd[1], CZ_MSG_ACK, CZ_RR_CREDIT);
+	cr_assert_eq(cz_rr_pending(lst), 0);
+	cr_assert_eq(inflight(1), 2, "the two waiting went to the only one with credit");
+	cr_assert(cz_rr_polling(lst));
+}
+
+Test(rr, full_channels_are_skipped)
+{
+	unsigned i;
+
+	open_chans(2);
+	for (i = 0; i < CZ_RR_CREDIT; i++) {
+		close(give_conn());
+		close(give_conn());
+	}
+	take_conn(wfd[0]);
+	reply(wfd[0], CZ_MSG_ACK, 1);
+	close(give_conn());
+	cr_assert_eq(inflight(0), CZ_RR_CREDIT);
+	cr_assert_eq(inflight(1), CZ_RR_CREDIT);
+	cr_assert_eq(count_queued(wfd[1]), CZ_RR_CREDIT);
+}
+
+Test(rr, stalled_channel_is_skipped_and_reclaimed)
+{
+	int peer, cfd;
+	uint32_t seq;
+	char b[4];
+
+	open_chans(2);
+	peer = give_conn(); /* to channel 0 */
+	close(give_conn()); /* to channel 1 */
+	take_conn(wfd[1]);
+	reply(wfd[1], CZ_MSG_ACK, 1);
+	cz_rr_set_now(rr, 1000 + CZ_RR_STALL_MS + 1);
+	cz_rr_tick(rr);
+	cr_assert(stalled(0));
+	cr_assert_eq(inflight(0), 0, "the untaken one was read back");
+	cr_assert_eq(inflight(1), 1, "... and given to channel 1");
+	cr_assert_eq(take(wfd[1], &seq, &cfd), CZ_MSG_CONN);
+	cr_assert_eq(write(cfd, "hi", 2), 2);
+	cr_assert_eq(read(peer, b, sizeof(b)), 2, "it is the same connection");
+	close(cfd);
+	close(peer);
+	/* While stalled it gets nothing. */
+	close(give_conn());
+	cr_assert_eq(inflight(0), 0);
+	/* The worker wakes up and reads the nudge: back in the rotation. */
+	cr_assert_eq(take(wfd[0], &seq, &cfd), CZ_MSG_NUDGE);
+	cz_rr_tick(rr);
+	cr_assert_not(stalled(0));
+}
+
+Test(rr, taken_but_unacked_copies_stay_until_ack)
+{
+	open_chans(1);
+	close(give_conn());
+	close(give_conn());
+	take_conn(wfd[0]);
+	cz_rr_set_now(rr, 1000 + CZ_RR_STALL_MS + 1);
+	cz_rr_tick(rr);
+	cr_assert_eq(inflight(0), 1, "the taken one is kept; the other waits");
+	cr_assert_eq(cz_rr_pending(lst), 1);
+	reply(wfd[0], CZ_MSG_ACK, 1);
+	cr_assert_eq(inflight(0), 1, "ACK un-stalls: the waiting one is sent");
+	cr_assert_eq(cz_rr_pending(lst), 0);
+}
+
+Test(rr, vanished_worker_connections_go_to_others)
+{
+	unsigned i;
+
+	open_chans(NCH);
+	for (i = 0; i < 2 * NCH; i++) {
+		close(give_conn());
+	}
+	take_conn(wfd[1]); /* worker 11 took one, then died */
+	cz_rr_worker_exited(rr, 11);
+	cr_assert_eq(cz_rr_chan_info(rr, chan[1], &(struct cz_rr_chan_info){ 0 }),
+		-ENOENT);
+	cr_assert_eq(inflight(0) + inflight(2), 2 * NCH - 1);
+	cr_assert_eq(cz_rr_pending(lst), 0);
+	for (i = 0; i < 6; i++) {
+		close(give_conn());
+	}
+	cr_assert_eq(inflight(0), CZ_RR_CREDIT);
+	cr_assert_eq(inflight(2), CZ_RR_CREDIT);
+}
+
+Test(rr, stopping_worker_gets_nothing_more)
+{
+	open_chans(2);
+	close(give_conn());
+	close(give_conn());
+	cz_rr_worker_stopping(rr, 10);
+	cr_assert_eq(inflight(0), 0);
+	cr_assert_eq(inflight(1), 2);
+	close(give_conn());
+	cr_assert_eq(inflight(1), 3);
+}
+
+Test(rr, nack_redispatches)
+{
+	uint32_t seq;
+
+	open_chans(2);
+	close(give_conn());
+	seq = take_conn(wfd[0]);
+	reply(wfd[0], CZ_MSG_NACK, seq);
+	cr_assert_eq(inflight(0), 0);
+	cr_assert_eq(inflight(1), 1);
+	cr_assert_eq(take_conn(wfd[1]), 1);
+}
+
+Test(rr, no_worker_connections_wait)
+{
+	close(give_conn());
+	close(give_conn());
+	cr_assert_eq(cz_rr_pending(lst), 2);
+	cr_assert_not(cz_rr_polling(lst));
+	open_chans(1);
+	cr_assert_eq(cz_rr_pending(lst), 0);
+	cr_assert_eq(count_queued(wfd[0]), 2);
+}
+
+Test(rr, bad_messages_are_ignored)
+{
+	open_chans(1);
+	close(give_conn());
+	cr_assert_eq(send(wfd[0], "garbage", 7, 0), 7);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	take_conn(wfd[0]);
+	reply(wfd[0], CZ_MSG_ACK, 1);
+	cr_assert_eq(inflight(0), 0);
+}
+
+Test(rr, accepts_from_a_real_listener)
+{
+	struct sockaddr_in srv, me;
+	socklen_t len = sizeof(srv);
+	union {
+		struct cz_msg_conn m;
+		char buf[CZ_MSG_MAX];
+	} u;
+	int c[6], i, n;
+
+	open_chans(2);
+	getsockname(lfd, (void *)&srv, &len);
+	for (i = 0; i < 6; i++) {
+		c[i] = socket(AF_INET, SOCK_STREAM, 0);
+		cr_assert_eq(connect(c[i], (void *)&srv, sizeof(srv)), 0);
+	}
+	for (i = 0; i < 20 && inflight(0) + inflight(1) < 6; i++) {
+		uv_run(&loop, UV_RUN_NOWAIT);
+	}
+	cr_assert_eq(inflight(0), 3);
+	cr_assert_eq(inflight(1), 3);
+	n = (int)recv(wfd[0], u.buf, sizeof(u.buf), MSG_DONTWAIT);
+	cr_assert_eq(cz_proto_check(u.buf, (size_t)n), CZ_MSG_CONN);
+	len = sizeof(me);
+	getsockname(c[0], (void *)&me, &len);
+	cr_assert_eq(u.m.peer.len, sizeof(me));
+	cr_assert_eq(((struct sockaddr_in *)&u.m.peer.ss)->sin_port, me.sin_port);
+	for (i = 0; i < 6; i++) {
+		close(c[i]);
+	}
+}
