@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <math.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,6 +23,9 @@
 enum opt_id {
 	OPT_WORKERS, OPT_SCHED, OPT_GRACE, OPT_MIN_UPTIME, OPT_MAX_RESTARTS,
 	OPT_HELLO_TIMEOUT, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION,
+	OPT_MAX_SURGE, OPT_READY_TIMEOUT, OPT_STOP_SIGNAL, OPT_RESTART,
+	OPT_CONTROL, OPT_PREFIX_OUTPUT, OPT_SUBREAPER, OPT_USER, OPT_GROUP,
+	OPT_ALLOW_BIND, OPT_JSON,
 };
 
 struct opt_def {
@@ -42,6 +46,17 @@ static const struct opt_def opt_defs[] = {
 	{ 'v', "verbose", false, OPT_VERBOSE },
 	{ 'h', "help", false, OPT_HELP },
 	{ 'V', "version", false, OPT_VERSION },
+	{ 0, "max-surge", true, OPT_MAX_SURGE },
+	{ 0, "ready-timeout", true, OPT_READY_TIMEOUT },
+	{ 0, "stop-signal", true, OPT_STOP_SIGNAL },
+	{ 0, "restart", true, OPT_RESTART },
+	{ 0, "control", true, OPT_CONTROL },
+	{ 0, "prefix-output", false, OPT_PREFIX_OUTPUT },
+	{ 0, "subreaper", false, OPT_SUBREAPER },
+	{ 'u', "user", true, OPT_USER },
+	{ 0, "group", true, OPT_GROUP },
+	{ 0, "allow-bind", true, OPT_ALLOW_BIND },
+	{ 0, "json", false, OPT_JSON },
 };
 #define N_OPTS (sizeof(opt_defs) / sizeof(opt_defs[0]))
 
@@ -68,13 +83,35 @@ static const char usage_text[] =
 	"      --min-uptime SECONDS a worker exiting sooner has crashed (default 1)\n"
 	"      --max-restarts N     quick crashes in a row before giving up (default 5)\n"
 	"      --hello-timeout SECONDS  warn if a worker has not loaded the shim (default 5)\n"
+	"      --restart always|on-failure|never  when to replace a worker that\n"
+	"                           exited by itself (default always)\n"
+	"      --max-surge N        new workers started at once by a rolling\n"
+	"                           restart (default 1)\n"
+	"      --ready-timeout SECONDS  a new worker must listen by then, or the\n"
+	"                           rolling restart is aborted (default 30)\n"
+	"      --stop-signal SIG    signal that stops a worker (default TERM)\n"
+	"      --control PATH       control socket for the subcommands (default\n"
+	"                           $XDG_RUNTIME_DIR/clusterize/PID.sock or\n"
+	"                           /tmp/clusterize-UID/PID.sock)\n"
+	"      --prefix-output      prefix each line workers print with [ID]\n"
+	"      --subreaper          adopt and reap orphaned descendants\n"
+	"  -u, --user USER          run the workers as USER\n"
+	"      --group GROUP        run the workers as GROUP\n"
+	"      --allow-bind [HOST]:PORT  with --user: also let workers bind this\n"
+	"                           privileged address (repeatable)\n"
 	"  -q, --quiet              only warnings and errors\n"
 	"  -v, --verbose            more detail (repeat for more)\n"
 	"  -h, --help               show this help\n"
 	"  -V, --version            show the version\n"
 	"\n"
+	"Subcommands, to a running launcher:\n"
+	"  clusterize status [--json] [--control PATH]   the workers, as a table\n"
+	"  clusterize reload [--control PATH]            rolling restart\n"
+	"  clusterize scale N [--control PATH]           run N workers\n"
+	"  clusterize stop [--control PATH]              graceful stop\n"
+	"\n"
 	"Signals: TERM/INT stop gracefully (twice: at once), QUIT stops at once,\n"
-	"TTIN adds a worker, TTOU removes one.\n"
+	"HUP restarts every worker in turn, TTIN adds a worker, TTOU removes one.\n"
 	"Environment: NODE_CLUSTER_SCHED_POLICY, CLUSTERIZE_LOG (error|warn|info|\n"
 	"debug|trace), CLUSTERIZE_SHIM (path of libclusterize.so).\n";
 
@@ -178,6 +215,122 @@ static int apply_seconds(struct parse *p, const char *name, const char *val,
 	return 0;
 }
 
+static const struct {
+	const char *name;
+	int sig;
+} signal_names[] = {
+	{ "HUP", SIGHUP }, { "INT", SIGINT }, { "QUIT", SIGQUIT },
+	{ "KILL", SIGKILL }, { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 },
+	{ "TERM", SIGTERM }, { "WINCH", SIGWINCH }, { "CONT", SIGCONT },
+	{ "STOP", SIGSTOP }, { "ALRM", SIGALRM }, { "PWR", SIGPWR },
+};
+
+int cz_cli_parse_signal(const char *s)
+{
+	long n;
+
+	if (parse_uint(s, 64, &n) == 0) {
+		return n >= 1 ? (int)n : -1;
+	}
+	if (strncasecmp(s, "SIG", 3) == 0) {
+		s += 3;
+	}
+	for (size_t i = 0; i < sizeof(signal_names) / sizeof(signal_names[0]); i++) {
+		if (strcasecmp(s, signal_names[i].name) == 0) {
+			return signal_names[i].sig;
+		}
+	}
+	return -1;
+}
+
+static int parse_restart(const char *s, enum cz_restart *out)
+{
+	if (strcmp(s, "always") == 0) {
+		*out = CZ_RESTART_ALWAYS;
+	} else if (strcmp(s, "on-failure") == 0) {
+		*out = CZ_RESTART_ON_FAILURE;
+	} else if (strcmp(s, "never") == 0) {
+		*out = CZ_RESTART_NEVER;
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+/* "[HOST]:PORT" with a port from 1 to 65535: ":80", "0.0.0.0:80", "[::1]:443". */
+static int check_allow_bind(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	long port;
+
+	if (colon == NULL || parse_uint(colon + 1, 65535, &port) != 0 ||
+		port < 1) {
+		return -1;
+	}
+	if (s[0] == '[' && (colon == s || colon[-1] != ']')) {
+		return -1;
+	}
+	return 0;
+}
+
+static int apply_more(struct parse *p, const struct opt_def *d,
+	const char *name, const char *val)
+{
+	struct cz_opts *o = p->o;
+	long n;
+
+	switch (d->id) {
+	case OPT_MAX_SURGE:
+		if (parse_uint(val, CZ_CLI_MAX_WORKERS, &n) != 0 || n < 1) {
+			return fail(p, "invalid count '%s' for %s: expected an "
+				"integer from 1 to %d", val, name, CZ_CLI_MAX_WORKERS);
+		}
+		o->max_surge = (unsigned)n;
+		return 0;
+	case OPT_READY_TIMEOUT:
+		return apply_seconds(p, name, val, &o->ready_timeout);
+	case OPT_STOP_SIGNAL:
+		o->stop_signal = cz_cli_parse_signal(val);
+		if (o->stop_signal < 0) {
+			return fail(p, "invalid signal '%s' for %s: expected a "
+				"name such as TERM or a number", val, name);
+		}
+		return 0;
+	case OPT_RESTART:
+		if (parse_restart(val, &o->restart) != 0) {
+			return fail(p, "invalid restart policy '%s' for %s: "
+				"expected always, on-failure or never", val, name);
+		}
+		return 0;
+	case OPT_CONTROL:
+		if (*val == '\0') {
+			return fail(p, "empty path for %s", name);
+		}
+		o->control = val;
+		return 0;
+	case OPT_USER:
+		o->user = val;
+		return 0;
+	case OPT_GROUP:
+		o->group = val;
+		return 0;
+	case OPT_ALLOW_BIND:
+		if (check_allow_bind(val) != 0) {
+			return fail(p, "invalid address '%s' for %s: expected "
+				"[HOST]:PORT, e.g. :80 or 127.0.0.1:443", val, name);
+		}
+		if (o->n_allow_bind == CZ_CLI_MAX_ALLOW_BIND) {
+			return fail(p, "too many %s options (at most %d)", name,
+				CZ_CLI_MAX_ALLOW_BIND);
+		}
+		o->allow_bind[o->n_allow_bind++] = val;
+		return 0;
+	default:
+		break;
+	}
+	return fail(p, "internal error: option %s", name);
+}
+
 static int apply_opt(struct parse *p, const struct opt_def *d,
 	const char *name, const char *val)
 {
@@ -225,8 +378,18 @@ static int apply_opt(struct parse *p, const struct opt_def *d,
 	case OPT_VERSION:
 		o->action = CZ_CLI_VERSION;
 		return 0;
+	case OPT_PREFIX_OUTPUT:
+		o->prefix_output = true;
+		return 0;
+	case OPT_SUBREAPER:
+		o->subreaper = true;
+		return 0;
+	case OPT_JSON:
+		o->json = true;
+		return 0;
+	default:
+		return apply_more(p, d, name, val);
 	}
-	return fail(p, "internal error: option %s", name);
 }
 
 static const struct opt_def *find_long(const char *name, size_t len)
@@ -320,6 +483,10 @@ static void set_defaults(struct cz_opts *o)
 	o->hello_timeout = 5;
 	o->max_restarts = 5;
 	o->log_level = CZ_LOG_INFO;
+	o->max_surge = 1;
+	o->ready_timeout = 30;
+	o->stop_signal = SIGTERM;
+	o->restart = CZ_RESTART_ALWAYS;
 }
 
 /* Environment values apply only where no flag said otherwise. */
@@ -350,6 +517,52 @@ static int apply_env(struct parse *p, const char *sched_env,
 	return 0;
 }
 
+static const struct {
+	const char *name;
+	enum cz_cli_action action;
+} subcommands[] = {
+	{ "status", CZ_CLI_STATUS },
+	{ "reload", CZ_CLI_RELOAD },
+	{ "scale", CZ_CLI_SCALE },
+	{ "stop", CZ_CLI_STOP },
+};
+
+/* Only --control and --json make sense after a subcommand. */
+static int parse_subcommand(struct parse *p, int argc, char **argv,
+	enum cz_cli_action action)
+{
+	struct cz_opts *o = p->o;
+	const char *sub = argv[1];
+	int i = 2;
+	long n;
+
+	o->action = action;
+	if (action == CZ_CLI_SCALE) {
+		if (i >= argc || parse_uint(argv[i], CZ_CLI_MAX_WORKERS, &n) != 0 ||
+			n < 1) {
+			return fail(p, "'scale' needs a worker count from 1 to %d",
+				CZ_CLI_MAX_WORKERS);
+		}
+		o->scale_to = (unsigned)n;
+		i++;
+	}
+	for (; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "--json") == 0 && action == CZ_CLI_STATUS) {
+			o->json = true;
+		} else if (strncmp(a, "--control=", 10) == 0 && a[10] != '\0') {
+			o->control = a + 10;
+		} else if (strcmp(a, "--control") == 0 && i + 1 < argc &&
+			argv[i + 1][0] != '\0') {
+			o->control = argv[++i];
+		} else {
+			return fail(p, "unexpected argument '%s' for '%s'", a, sub);
+		}
+	}
+	return 0;
+}
+
 int cz_cli_parse(int argc, char **argv, const char *sched_env,
 	const char *log_env, struct cz_opts *o, char *err, size_t errlen)
 {
@@ -359,6 +572,14 @@ int cz_cli_parse(int argc, char **argv, const char *sched_env,
 	set_defaults(o);
 	if (errlen > 0) {
 		err[0] = '\0';
+	}
+	/* A command named like a subcommand runs after "--". */
+	for (size_t k = 0; argc > 1 && k < sizeof(subcommands) /
+		sizeof(subcommands[0]); k++) {
+		if (strcmp(argv[1], subcommands[k].name) == 0) {
+			return parse_subcommand(&p, argc, argv,
+				subcommands[k].action);
+		}
 	}
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -379,6 +600,10 @@ int cz_cli_parse(int argc, char **argv, const char *sched_env,
 		if (o->action != CZ_CLI_RUN) {
 			return 0;
 		}
+	}
+	if ((o->group != NULL || o->n_allow_bind > 0) && o->user == NULL) {
+		return fail(&p, "%s needs --user", o->group != NULL ? "--group" :
+			"--allow-bind");
 	}
 	if (i >= argc) {
 		return fail(&p, "no command given (usage: clusterize [options] "

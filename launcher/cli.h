@@ -7,6 +7,7 @@
 #ifndef CZ_LAUNCHER_CLI_H
 #define CZ_LAUNCHER_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "log.h"
@@ -14,10 +15,23 @@
 
 #define CZ_CLI_MAX_WORKERS 1024
 
+#define CZ_CLI_MAX_ALLOW_BIND 16
+
 enum cz_cli_action {
 	CZ_CLI_RUN = 0,
 	CZ_CLI_HELP,
 	CZ_CLI_VERSION,
+	/* Subcommands: talk to a running launcher over its control socket. */
+	CZ_CLI_STATUS,
+	CZ_CLI_RELOAD,
+	CZ_CLI_SCALE,
+	CZ_CLI_STOP,
+};
+
+enum cz_restart {
+	CZ_RESTART_ALWAYS = 0, /* any exit that was not asked for */
+	CZ_RESTART_ON_FAILURE, /* a non-zero exit or a signal */
+	CZ_RESTART_NEVER,
 };
 
 struct cz_opts {
@@ -29,6 +43,19 @@ struct cz_opts {
 	double hello_timeout;    /* seconds; 0 = never warn */
 	unsigned max_restarts;   /* >= 1 */
 	enum cz_log_level log_level;
+	unsigned max_surge;      /* new workers started at once in a roll; >= 1 */
+	double ready_timeout;    /* seconds a new worker has to listen */
+	int stop_signal;         /* sent to stop a worker (default SIGTERM) */
+	enum cz_restart restart;
+	const char *control;     /* --control PATH; NULL: the default path */
+	bool prefix_output;      /* prefix workers' output lines with their id */
+	bool subreaper;          /* PR_SET_CHILD_SUBREAPER (implied as pid 1) */
+	bool json;               /* subcommands: machine-readable output */
+	const char *user;        /* --user: run workers as this user */
+	const char *group;       /* --group: ... and this group */
+	unsigned n_allow_bind;
+	const char *allow_bind[CZ_CLI_MAX_ALLOW_BIND]; /* "[HOST]:PORT" */
+	unsigned scale_to;       /* CZ_CLI_SCALE: the new worker count */
 	int cmd_argc;            /* >= 1 when action is CZ_CLI_RUN */
 	char **cmd_argv;         /* points into argv; NULL-terminated */
 };
@@ -42,6 +69,12 @@ struct cz_opts {
  */
 int cz_cli_parse(int argc, char **argv, const char *sched_env,
 	const char *log_env, struct cz_opts *o, char *err, size_t errlen);
+
+/*
+ * Parses a signal name ("TERM", "SIGTERM", "term") or number; returns the
+ * signal number or -1.
+ */
+int cz_cli_parse_signal(const char *s);
 
 /* The --help text. */
 const char *cz_cli_usage(void);

@@ -155,6 +155,12 @@ int main(int argc, char **argv)
 	case CZ_CLI_VERSION:
 		printf("clusterize %s\n", CZ_VERSION);
 		return fflush(stdout) == 0 ? 0 : 1;
+	case CZ_CLI_STATUS:
+	case CZ_CLI_RELOAD:
+	case CZ_CLI_SCALE:
+	case CZ_CLI_STOP:
+		cz_log(CZ_LOG_ERROR, "subcommands are not implemented yet");
+		return 1;
 	case CZ_CLI_RUN:
 		break;
 	}

@@ -1,9 +1,10 @@
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <string.h>
 
 #include "cli.h"
 
-#define MAX_ARGS 12
+#define MAX_ARGS 32
 
 struct run {
 	char *argv[MAX_ARGS + 1];
@@ -244,4 +245,121 @@ Test(cli, help_and_version_need_no_command)
 	PARSE(&r, NULL, NULL, "--version", "x");
 	cr_expect_eq(r.o.action, CZ_CLI_VERSION);
 	cr_expect_not_null(strstr(cz_cli_usage(), "--workers"));
+}
+
+Test(cli, operations_options)
+{
+	struct run r;
+
+	PARSE(&r, NULL, NULL, "x");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_expect_eq(r.o.max_surge, 1);
+	cr_expect_float_eq(r.o.ready_timeout, 30.0, 1e-9);
+	cr_expect_eq(r.o.stop_signal, SIGTERM);
+	cr_expect_eq(r.o.restart, CZ_RESTART_ALWAYS);
+	cr_expect_null(r.o.control);
+	cr_expect_not(r.o.prefix_output);
+
+	PARSE(&r, NULL, NULL, "--max-surge", "2", "--ready-timeout=2.5",
+		"--stop-signal", "SIGQUIT", "--restart", "on-failure",
+		"--control", "/tmp/c.sock", "--prefix-output", "--subreaper",
+		"--user", "nobody", "--group", "nogroup", "--allow-bind", ":80",
+		"--allow-bind", "[::1]:443", "x");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_expect_eq(r.o.max_surge, 2);
+	cr_expect_float_eq(r.o.ready_timeout, 2.5, 1e-9);
+	cr_expect_eq(r.o.stop_signal, SIGQUIT);
+	cr_expect_eq(r.o.restart, CZ_RESTART_ON_FAILURE);
+	cr_expect_str_eq(r.o.control, "/tmp/c.sock");
+	cr_expect(r.o.prefix_output);
+	cr_expect(r.o.subreaper);
+	cr_expect_str_eq(r.o.user, "nobody");
+	cr_expect_str_eq(r.o.group, "nogroup");
+	cr_assert_eq(r.o.n_allow_bind, 2);
+	cr_expect_str_eq(r.o.allow_bind[1], "[::1]:443");
+}
+
+Test(cli, operations_options_reject_bad_values)
+{
+	static const char *const bad[][3] = {
+		{ "--max-surge", "0", "--max-surge" },
+		{ "--stop-signal", "BOGUS", "BOGUS" },
+		{ "--restart", "sometimes", "sometimes" },
+		{ "--allow-bind", "80", "'80'" },
+		{ "--allow-bind", ":0", "':0'" },
+		{ "--allow-bind", "[::1:80", "[::1:80" },
+		{ "--ready-timeout", "-1", "-1" },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct run r;
+
+		PARSE(&r, NULL, NULL, "-u", "nobody", bad[i][0], bad[i][1], "x");
+		cr_expect_eq(r.rc, -1, "%s %s was accepted", bad[i][0], bad[i][1]);
+		cr_expect(strstr(r.err, bad[i][2]) != NULL,
+			"error for %s %s does not name it: %s", bad[i][0], bad[i][1],
+			r.err);
+	}
+}
+
+Test(cli, group_and_allow_bind_need_user)
+{
+	struct run r;
+
+	PARSE(&r, NULL, NULL, "--group", "nogroup", "x");
+	cr_expect_eq(r.rc, -1);
+	cr_expect(strstr(r.err, "--user") != NULL, "%s", r.err);
+	PARSE(&r, NULL, NULL, "--allow-bind", ":80", "x");
+	cr_expect_eq(r.rc, -1);
+}
+
+Test(cli, signal_names)
+{
+	cr_expect_eq(cz_cli_parse_signal("TERM"), SIGTERM);
+	cr_expect_eq(cz_cli_parse_signal("sigint"), SIGINT);
+	cr_expect_eq(cz_cli_parse_signal("SIGUSR2"), SIGUSR2);
+	cr_expect_eq(cz_cli_parse_signal("9"), SIGKILL);
+	cr_expect_eq(cz_cli_parse_signal("0"), -1);
+	cr_expect_eq(cz_cli_parse_signal("65"), -1);
+	cr_expect_eq(cz_cli_parse_signal("SIG"), -1);
+}
+
+Test(cli, subcommands)
+{
+	struct run r;
+
+	PARSE(&r, NULL, NULL, "status", "--json", "--control", "/tmp/x.sock");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_expect_eq(r.o.action, CZ_CLI_STATUS);
+	cr_expect(r.o.json);
+	cr_expect_str_eq(r.o.control, "/tmp/x.sock");
+	PARSE(&r, NULL, NULL, "scale", "3");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_expect_eq(r.o.action, CZ_CLI_SCALE);
+	cr_expect_eq(r.o.scale_to, 3);
+	PARSE(&r, NULL, NULL, "reload");
+	cr_expect_eq(r.o.action, CZ_CLI_RELOAD);
+	PARSE(&r, NULL, NULL, "stop", "--control=/x");
+	cr_expect_eq(r.o.action, CZ_CLI_STOP);
+	cr_expect_str_eq(r.o.control, "/x");
+	/* A server named like a subcommand runs after "--". */
+	PARSE(&r, NULL, NULL, "--", "status");
+	cr_expect_eq(r.o.action, CZ_CLI_RUN);
+	cr_expect_str_eq(r.o.cmd_argv[0], "status");
+}
+
+Test(cli, subcommand_errors)
+{
+	struct run r;
+
+	PARSE(&r, NULL, NULL, "scale");
+	cr_expect_eq(r.rc, -1);
+	cr_expect(strstr(r.err, "scale") != NULL, "%s", r.err);
+	PARSE(&r, NULL, NULL, "scale", "0");
+	cr_expect_eq(r.rc, -1);
+	PARSE(&r, NULL, NULL, "reload", "--json");
+	cr_expect_eq(r.rc, -1);
+	cr_expect(strstr(r.err, "--json") != NULL, "%s", r.err);
+	PARSE(&r, NULL, NULL, "stop", "extra");
+	cr_expect_eq(r.rc, -1);
 }
