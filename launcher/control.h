@@ -11,7 +11,9 @@
 #ifndef CZ_LAUNCHER_CONTROL_H
 #define CZ_LAUNCHER_CONTROL_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #include "proto.h"
@@ -60,6 +62,53 @@ void cz_control_worker_exited(struct cz_control *c, uint32_t worker_id);
 
 /* Number of listening sockets worker `worker_id` holds (for readiness). */
 unsigned cz_control_listen_count(const struct cz_control *c, uint32_t worker_id);
+
+/*
+ * True when worker `new_id` listens on every socket (key) that worker
+ * `old_id` listens on: the readiness rule of a rolling restart.  A worker
+ * that listens on nothing is covered by anyone.
+ */
+bool cz_control_worker_covers(const struct cz_control *c, uint32_t new_id,
+	uint32_t old_id);
+
+/*
+ * Connections handed to worker `worker_id` that it has not taken yet.
+ * After cz_control_worker_stopping() the worker gets no new ones, so it
+ * is drained when this reaches 0.
+ */
+unsigned cz_control_worker_pending(const struct cz_control *c,
+	uint32_t worker_id);
+
+/* Connections handed out to worker `worker_id` so far (rr). */
+uint64_t cz_control_worker_conns(const struct cz_control *c,
+	uint32_t worker_id);
+
+/*
+ * Formats the addresses worker `worker_id` listens on, ", "-separated
+ * ("127.0.0.1:8000, udp 0.0.0.0:5353"), into buf.  Returns the length.
+ */
+size_t cz_control_worker_addrs(const struct cz_control *c, uint32_t worker_id,
+	char *buf, size_t len);
+
+/*
+ * Adopts an inherited socket (systemd socket activation: LISTEN_FDS) before
+ * any worker starts.  A worker's bind() of the same address and type then
+ * gets this socket instead of a new one, so the port outlives restarts of
+ * the launcher itself.  The socket is never closed before the launcher
+ * exits.  Returns 0 or -errno (-ENOTSOCK, or -EINVAL for a socket that is
+ * not bound AF_INET/AF_INET6/AF_UNIX).
+ */
+int cz_control_adopt(struct cz_control *c, int fd);
+
+/*
+ * Workers run as `worker_uid` (--user): accept their control connections,
+ * and bind for them only what an unprivileged process could (ports >= 1024,
+ * any unix path it could create) plus the `n` addresses in `allow`
+ * ("[HOST]:PORT"; an empty HOST means any address).  A denied bind gets
+ * -EACCES and a warning naming the worker and the address.
+ */
+int cz_control_set_bind_policy(struct cz_control *c, uid_t worker_uid,
+	const char *const *allow, unsigned n);
 
 /*
  * Closes every socket and handle.  Handles are released by the loop: run it

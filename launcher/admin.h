@@ -1,0 +1,91 @@
+/*
+ * The operator's control socket and the subcommands that use it:
+ *
+ *   clusterize status [--json]   clusterize reload
+ *   clusterize scale N           clusterize stop
+ *
+ * The launcher listens on a unix stream socket (created 0600; only the
+ * launcher's own user or root may talk to it), by default
+ * $XDG_RUNTIME_DIR/clusterize/<pid>.sock, else /tmp/clusterize-<uid>/<pid>.sock,
+ * or the --control PATH.  A client sends one request line and reads the
+ * answer until the launcher closes the connection:
+ *
+ *   "status\n" / "status json\n" / "reload\n" / "scale N\n" / "stop\n"
+ *
+ * The answer's first line is "ok" or "error: <message>"; the rest is the
+ * text (or JSON) to print.
+ */
+#ifndef CZ_LAUNCHER_ADMIN_H
+#define CZ_LAUNCHER_ADMIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "cli.h"
+
+#define CZ_ADMIN_ADDRS_MAX 512
+
+struct cz_admin_worker {
+	uint32_t id;
+	int pid;
+	const char *state;   /* "starting", "online", "listening", "draining", "stopping" */
+	double uptime;       /* seconds */
+	unsigned restarts;   /* replacements of this worker's slot so far */
+	uint64_t conns;      /* connections handed out to it (rr) */
+	char addrs[CZ_ADMIN_ADDRS_MAX]; /* "127.0.0.1:8000, [::1]:8000" */
+};
+
+struct cz_admin_summary {
+	int pid;             /* the launcher's */
+	const char *sched;   /* "rr" or "none" */
+	const char *state;   /* "running", "reloading", "stopping" */
+	unsigned wanted;     /* the worker count asked for */
+	const char *command; /* argv[0] of the workers' command */
+};
+
+struct cz_admin_ops {
+	void *data;
+	void (*summary)(void *data, struct cz_admin_summary *out);
+	/* Fills up to `max` rows; returns how many workers there are. */
+	size_t (*status)(void *data, struct cz_admin_worker *rows, size_t max);
+	/* Each returns 0, or a negative errno with a one-line reason in err. */
+	int (*reload)(void *data, char *err, size_t errlen);
+	int (*scale)(void *data, unsigned n, char *err, size_t errlen);
+	int (*stop)(void *data, char *err, size_t errlen);
+};
+
+struct cz_admin;
+
+/*
+ * Creates the control socket at `path` (NULL: the default path for this
+ * process) and serves it on `loop`.  Replaces a stale socket file (no one
+ * answering); refuses a live one (-EADDRINUSE).  Returns 0 or -errno.
+ */
+int cz_admin_create(uv_loop_t *loop, const char *path,
+	const struct cz_admin_ops *ops, struct cz_admin **out);
+
+/* Where it listens (printed at start). */
+const char *cz_admin_path(const struct cz_admin *a);
+
+/* Closes the socket and removes the file; handles close on the loop.
+ * `a` may be NULL. */
+void cz_admin_destroy(struct cz_admin *a);
+
+/*
+ * The default path for the launcher with pid `pid`.  Returns 0 or -errno
+ * (-ENAMETOOLONG).  The directory is created (0700) by cz_admin_create.
+ */
+int cz_admin_default_path(pid_t pid, char *buf, size_t len);
+
+/*
+ * Runs a subcommand (o->action is CZ_CLI_STATUS, _RELOAD, _SCALE or _STOP)
+ * and returns the exit status: 0 done, 1 the launcher said no or could not
+ * be reached (one line on stderr says why).  Without --control, it uses the
+ * only launcher of this user whose socket answers in the default directory
+ * and fails with a list when there are several.
+ */
+int cz_admin_client(const struct cz_opts *o);
+
+#endif
