@@ -1,0 +1,699 @@
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "admin.h"
+
+/* --- fake launcher ops ---------------------------------------------------- */
+
+struct fake {
+	int reloads, scales, stops;
+	unsigned scale_n;
+	int fail;            /* returned by reload/scale/stop */
+	const char *why;     /* their message; NULL leaves it empty */
+	const char *command;
+	double uptime[2];
+	struct cz_admin **destroy; /* stop destroys the server, as a stop may */
+};
+
+static void fake_summary(void *data, struct cz_admin_summary *out)
+{
+	struct fake *f = data;
+
+	out->pid = 999;
+	out->sched = "rr";
+	out->state = "running";
+	out->wanted = 2;
+	out->command = f->command;
+}
+
+static size_t fake_status(void *data, struct cz_admin_worker *rows, size_t max)
+{
+	static const struct cz_admin_worker w[2] = {
+		{ 1, 4242, "listening", 0, 2, 10, "127.0.0.1:8000, [::1]:8000" },
+		{ 2, 4243, "starting", 0, 0, 0, "" },
+	};
+	struct fake *f = data;
+
+	for (size_t i = 0; i < 2 && i < max; i++) {
+		rows[i] = w[i];
+		rows[i].uptime = f->uptime[i];
+	}
+	return 2;
+}
+
+static int fake_result(struct fake *f, char *err, size_t len)
+{
+	if (f->fail != 0 && f->why != NULL) {
+		snprintf(err, len, "%s", f->why);
+	}
+	return f->fail;
+}
+
+static int fake_reload(void *data, char *err, size_t len)
+{
+	struct fake *f = data;
+
+	f->reloads++;
+	return fake_result(f, err, len);
+}
+
+static int fake_scale(void *data, unsigned n, char *err, size_t len)
+{
+	struct fake *f = data;
+
+	f->scales++;
+	f->scale_n = n;
+	return fake_result(f, err, len);
+}
+
+static int fake_stop(void *data, char *err, size_t len)
+{
+	struct fake *f = data;
+
+	f->stops++;
+	if (f->destroy != NULL) {
+		cz_admin_destroy(*f->destroy);
+		*f->destroy = NULL;
+	}
+	return fake_result(f, err, len);
+}
+
+/* --- a launcher's loop in a thread ---------------------------------------- */
+
+struct srv {
+	uv_loop_t loop;
+	uv_async_t quit;
+	pthread_t thread;
+	struct cz_admin *a;
+	struct fake f;
+	struct cz_admin_ops ops;
+};
+
+static char tmpdir[64];
+static char sockpath[80];
+
+static void setup(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/cz-admin-XXXXXX");
+	cr_assert_not_null(mkdtemp(tmpdir));
+	snprintf(sockpath, sizeof(sockpath), "%s/l.sock", tmpdir);
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	cr_expect_eq(system(cmd), 0);
+}
+
+TestSuite(admin, .init = setup, .fini = teardown, .timeout = 20);
+
+static void *loop_main(void *arg)
+{
+	struct srv *s = arg;
+
+	uv_run(&s->loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+static void on_quit(uv_async_t *h)
+{
+	struct srv *s = h->data;
+
+	cz_admin_destroy(s->a);
+	uv_close((uv_handle_t *)h, NULL);
+}
+
+/* Creates the server on `path` (NULL: the default) and runs it; returns
+ * cz_admin_create's result (the thread runs only on success). */
+static int srv_start(struct srv *s, const char *path)
+{
+	int err;
+
+	memset(s, 0, sizeof(*s));
+	s->f.command = "python3";
+	s->f.uptime[0] = 75.0;
+	s->f.uptime[1] = 3700.0;
+	s->ops = (struct cz_admin_ops){ &s->f, fake_summary, fake_status,
+		fake_reload, fake_scale, fake_stop };
+	cr_assert_eq(uv_loop_init(&s->loop), 0);
+	err = cz_admin_create(&s->loop, path, &s->ops, &s->a);
+	if (err < 0) {
+		uv_run(&s->loop, UV_RUN_DEFAULT); /* close callbacks */
+		cr_assert_eq(uv_loop_close(&s->loop), 0);
+		return err;
+	}
+	uv_async_init(&s->loop, &s->quit, on_quit);
+	s->quit.data = s;
+	cr_assert_eq(pthread_create(&s->thread, NULL, loop_main, s), 0);
+	return 0;
+}
+
+static void srv_stop(struct srv *s)
+{
+	uv_async_send(&s->quit);
+	pthread_join(s->thread, NULL);
+	cr_assert_eq(uv_loop_close(&s->loop), 0, "handles left open");
+}
+
+/* --- the client, with its output captured --------------------------------- */
+
+struct out {
+	int rc;
+	char out[8192];
+	char err[1024];
+};
+
+static void slurp(int fd, char *buf, size_t len)
+{
+	ssize_t n = pread(fd, buf, len - 1, 0);
+
+	buf[n > 0 ? n : 0] = '\0';
+	close(fd);
+}
+
+static void run_client(const struct cz_opts *o, struct out *r)
+{
+	FILE *fo = tmpfile(), *fe = tmpfile();
+	int save_out = dup(1), save_err = dup(2);
+
+	cr_assert(fo != NULL && fe != NULL);
+	fflush(stdout);
+	fflush(stderr);
+	dup2(fileno(fo), 1);
+	dup2(fileno(fe), 2);
+	r->rc = cz_admin_client(o);
+	fflush(stdout);
+	fflush(stderr);
+	dup2(save_out, 1);
+	dup2(save_err, 2);
+	close(save_out);
+	close(save_err);
+	slurp(dup(fileno(fo)), r->out, sizeof(r->out));
+	slurp(dup(fileno(fe)), r->err, sizeof(r->err));
+	fclose(fo);
+	fclose(fe);
+}
+
+static void client(enum cz_cli_action act, const char *path, struct out *r)
+{
+	struct cz_opts o = { .action = act, .control = path };
+
+	run_client(&o, r);
+}
+
+/* Sends a raw request line and returns the whole answer. */
+static void raw(const char *path, const char *req, char *buf, size_t len)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	size_t got = 0;
+	ssize_t n;
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	/* A refused peer may find the connection closed already. */
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req)) {
+		shutdown(fd, SHUT_WR);
+	}
+	while ((n = read(fd, buf + got, len - 1 - got)) > 0) {
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	close(fd);
+}
+
+/* --- a small JSON checker (enough to reject what a bad escape makes) ------ */
+
+static const char *json_value(const char *p);
+
+static const char *json_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') {
+		p++;
+	}
+	return p;
+}
+
+static const char *json_string(const char *p)
+{
+	if (*p++ != '"') {
+		return NULL;
+	}
+	for (; *p != '"'; p++) {
+		if ((unsigned char)*p < 0x20) {
+			return NULL;
+		}
+		if (*p == '\\') {
+			p++;
+			if (*p == 'u') {
+				for (int i = 1; i <= 4; i++) {
+					if (strchr("0123456789abcdefABCDEF", p[i]) == NULL ||
+					    p[i] == '\0') {
+						return NULL;
+					}
+				}
+				p += 4;
+			} else if (*p == '\0' || strchr("\"\\/bfnrt", *p) == NULL) {
+				return NULL;
+			}
+		}
+	}
+	return p + 1;
+}
+
+static const char *json_list(const char *p, char close, bool object)
+{
+	p = json_ws(p + 1);
+	if (*p == close) {
+		return p + 1;
+	}
+	for (;;) {
+		if (object) {
+			p = json_string(json_ws(p));
+			if (p == NULL || *(p = json_ws(p)) != ':') {
+				return NULL;
+			}
+			p++;
+		}
+		p = json_value(p);
+		if (p == NULL) {
+			return NULL;
+		}
+		p = json_ws(p);
+		if (*p == close) {
+			return p + 1;
+		}
+		if (*p++ != ',') {
+			return NULL;
+		}
+	}
+}
+
+static const char *json_value(const char *p)
+{
+	char *end;
+
+	p = json_ws(p);
+	if (*p == '{') {
+		return json_list(p, '}', true);
+	}
+	if (*p == '[') {
+		return json_list(p, ']', false);
+	}
+	if (*p == '"') {
+		return json_string(p);
+	}
+	if (*p == '-' || (*p >= '0' && *p <= '9')) {
+		strtod(p, &end);
+		return end;
+	}
+	for (const char *const *w = (const char *const[]){ "true", "false",
+		     "null", NULL }; *w != NULL; w++) {
+		if (strncmp(p, *w, strlen(*w)) == 0) {
+			return p + strlen(*w);
+		}
+	}
+	return NULL;
+}
+
+static bool json_valid(const char *s)
+{
+	const char *end = json_value(s);
+
+	return end != NULL && *json_ws(end) == '\0';
+}
+
+/* --- tests ---------------------------------------------------------------- */
+
+Test(admin, status_text_has_header_and_rows)
+{
+	struct srv s;
+	struct out r;
+
+	cr_assert_eq(srv_start(&s, sockpath), 0);
+	cr_expect_str_eq(cz_admin_path(s.a), sockpath);
+	client(CZ_CLI_STATUS, sockpath, &r);
+	srv_stop(&s);
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_expect_str_eq(r.err, "");
+	cr_expect(strstr(r.out, "clusterize 999: python3, rr, running, "
+		"2 workers wanted\n") == r.out, "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "ID"), "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "ADDRESSES"), "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "\n1    4242     listening  1m15s   2 "),
+		"%s", r.out);
+	cr_expect_not_null(strstr(r.out, "127.0.0.1:8000, [::1]:8000\n"), "%s",
+		r.out);
+	cr_expect_not_null(strstr(r.out, "\n2    4243     starting   1h01m"),
+		"%s", r.out);
+}
+
+Test(admin, status_json_parses_and_escapes)
+{
+	struct srv s;
+	struct cz_opts o = { .action = CZ_CLI_STATUS, .json = true };
+	struct out r;
+
+	cr_assert_eq(srv_start(&s, sockpath), 0);
+	s.f.command = "my \"server\"\\\n\xff";
+	o.control = sockpath;
+	run_client(&o, &r);
+	srv_stop(&s);
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_expect(json_valid(r.out), "%s", r.out);
+	cr_expect_not_null(strstr(r.out,
+		"\"command\":\"my \\\"server\\\"\\\\\\u000a\\ufffd\""), "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "{\"pid\":999,"), "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "\"sched\":\"rr\",\"state\":\"running\","
+		"\"wanted\":2,\"workers\":[{\"id\":1,\"pid\":4242,"
+		"\"state\":\"listening\",\"uptime\":75.000,\"restarts\":2,"
+		"\"conns\":10,\"addresses\":[\"127.0.0.1:8000\",\"[::1]:8000\"]}"),
+		"%s", r.out);
+	cr_expect_not_null(strstr(r.out, "\"id\":2,\"pid\":4243,"), "%s", r.out);
+	cr_expect_not_null(strstr(r.out, "\"addresses\":[]}]}\n"), "%s", r.out);
+	cr_expect(!json_valid("{\"a\":\"x\"y\"}")); /* the checker checks */
+}
+
+Test(admin, ops_get_their_arguments)
+{
+	struct srv s;
+	struct cz_opts o = { .action = CZ_CLI_SCALE, .scale_to = 7 };
+	struct out r;
+
+	cr_assert_eq(srv_start(&s, sockpath), 0);
+	client(CZ_CLI_RELOAD, sockpath, &r);
+	cr_expect_eq(r.rc, 0, "%s", r.err);
+	cr_expect_str_eq(r.out, "");
+	o.control = sockpath;
+	run_client(&o, &r);
+	cr_expect_eq(r.rc, 0, "%s", r.err);
+	client(CZ_CLI_STOP, sockpath, &r);
+	cr_expect_eq(r.rc, 0, "%s", r.err);
+	srv_stop(&s);
+	cr_expect_eq(s.f.reloads, 1);
+	cr_expect_eq(s.f.scales, 1);
+	cr_expect_eq(s.f.scale_n, 7);
+	cr_expect_eq(s.f.stops, 1);
+}
+
+Test(admin, op_errors_exit_1_with_the_message)
+{
+	struct srv s;
+	struct out r;
+
+	cr_assert_eq(srv_start(&s, sockpath), 0);
+	s.f.fail = -EBUSY;
+	s.f.why = "a reload is already running";
+	client(CZ_CLI_RELOAD, sockpath, &r);
+	cr_expect_eq(r.rc, 1);
+	cr_expect_str_eq(r.err, "clusterize: a reload is already running\n");
+	cr_expect_str_eq(r.out, "");
+	s.f.why = NULL;
+	client(CZ_CLI_STOP, sockpath, &r);
+	cr_expect_eq(r.rc, 1);
+	cr_expect_str_eq(r.err, "clusterize: stop: Device or resource busy\n");
+	srv_stop(&s);
+}
+
+Test(admin, bad_requests_get_an_error)
+{
+	struct srv s;
+	char buf[512];
+
+	cr_assert_eq(srv_start(&s, sockpath), 0);
+	raw(sockpath, "bogus\n", buf, sizeof(buf));
+	cr_expect_str_eq(buf, "error: unknown request 'bogus'\n");
+	raw(sockpath, "scale 0\n", buf, sizeof(buf));
+	cr_expect_str_eq(buf, "error: invalid worker count '0' (1 to 1024)\n");
+	raw(sockpath, "scale 3x\r\n", buf, sizeof(buf));
+	cr_expect_not_null(strstr(buf, "error: invalid worker count '3x'"));
+	raw(sockpath, "reload", buf, sizeof(buf)); /* EOF ends the line */
+	cr_expect_str_eq(buf, "ok\n");
+	srv_stop(&s);
+	cr_expect_eq(s.f.scales, 0);
+	cr_expect_eq(s.f.reloads, 1);
+}
+
+Test(admin, an_overlong_request_is_dropped)
+{
+	struct srv s;
+	char req[400], buf[64];
+
+	memset(req, 'x', sizeof(req) - 1);
+	req[sizeof(req) - 1] = '\0';
+	cr_assert_eq(srv_start(&s, sockpath), 0);
+	raw(sockpath, req, buf, sizeof(buf));
+	cr_expect_str_eq(buf, "");
+	srv_stop(&s);
+}
+
+Test(admin, socket_is_0600_and_destroy_removes_it)
+{
+	struct srv s;
+	struct stat st;
+
+	cr_assert_eq(srv_start(&s, sockpath), 0);
+	cr_assert_eq(lstat(sockpath, &st), 0);
+	cr_expect(S_ISSOCK(st.st_mode));
+	cr_expect_eq(st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
+	srv_stop(&s);
+	cr_expect_eq(lstat(sockpath, &st), -1);
+	cr_expect_eq(errno, ENOENT);
+}
+
+Test(admin, a_live_socket_is_refused)
+{
+	struct srv s, t;
+	struct out r;
+
+	cr_assert_eq(srv_start(&s, sockpath), 0);
+	cr_expect_eq(srv_start(&t, sockpath), -EADDRINUSE);
+	client(CZ_CLI_STATUS, sockpath, &r); /* the first still answers */
+	cr_expect_eq(r.rc, 0, "%s", r.err);
+	srv_stop(&s);
+}
+
+Test(admin, a_stale_socket_is_replaced)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct srv s;
+	struct out r;
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sockpath);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	close(fd); /* the file stays; no one listens: a dead launcher's */
+	cr_assert_eq(srv_start(&s, sockpath), 0);
+	client(CZ_CLI_STATUS, sockpath, &r);
+	cr_expect_eq(r.rc, 0, "%s", r.err);
+	srv_stop(&s);
+}
+
+Test(admin, a_file_that_is_not_a_socket_is_kept)
+{
+	struct srv s;
+	int fd = open(sockpath, O_CREAT | O_WRONLY, 0600);
+
+	cr_assert_geq(fd, 0);
+	close(fd);
+	cr_expect_eq(srv_start(&s, sockpath), -EEXIST);
+	cr_expect_eq(access(sockpath, F_OK), 0);
+}
+
+Test(admin, no_launcher_at_the_path)
+{
+	struct out r;
+
+	client(CZ_CLI_STATUS, sockpath, &r);
+	cr_expect_eq(r.rc, 1);
+	cr_expect_not_null(strstr(r.err, "clusterize: connect "), "%s", r.err);
+	cr_expect_not_null(strstr(r.err, "No such file or directory\n"), "%s",
+		r.err);
+}
+
+Test(admin, default_path_honours_xdg_runtime_dir)
+{
+	char buf[128], want[128];
+
+	setenv("XDG_RUNTIME_DIR", tmpdir, 1);
+	cr_assert_eq(cz_admin_default_path(1234, buf, sizeof(buf)), 0);
+	snprintf(want, sizeof(want), "%s/clusterize/1234.sock", tmpdir);
+	cr_expect_str_eq(buf, want);
+
+	snprintf(want, sizeof(want), "/tmp/clusterize-%u/1234.sock",
+		(unsigned)geteuid());
+	setenv("XDG_RUNTIME_DIR", "/nonexistent-cz", 1);
+	cr_assert_eq(cz_admin_default_path(1234, buf, sizeof(buf)), 0);
+	cr_expect_str_eq(buf, want);
+	setenv("XDG_RUNTIME_DIR", "relative", 1);
+	cr_assert_eq(cz_admin_default_path(1234, buf, sizeof(buf)), 0);
+	cr_expect_str_eq(buf, want);
+	unsetenv("XDG_RUNTIME_DIR");
+	cr_assert_eq(cz_admin_default_path(1234, buf, sizeof(buf)), 0);
+	cr_expect_str_eq(buf, want);
+	cr_expect_eq(cz_admin_default_path(1234, buf, 10), -ENAMETOOLONG);
+}
+
+Test(admin, default_dir_is_made_private_and_found_by_clients)
+{
+	char dir[80], path[100];
+	struct srv s;
+	struct stat st;
+	struct out r;
+
+	setenv("XDG_RUNTIME_DIR", tmpdir, 1);
+	snprintf(dir, sizeof(dir), "%s/clusterize", tmpdir);
+	cr_assert_eq(srv_start(&s, NULL), 0);
+	snprintf(path, sizeof(path), "%s/%d.sock", dir, (int)getpid());
+	cr_expect_str_eq(cz_admin_path(s.a), path);
+	cr_assert_eq(stat(dir, &st), 0);
+	cr_expect_eq(st.st_mode & 0777, 0700, "mode %o", st.st_mode & 0777);
+	client(CZ_CLI_STATUS, NULL, &r); /* no --control: the only one */
+	cr_expect_eq(r.rc, 0, "%s", r.err);
+	cr_expect_not_null(strstr(r.out, "clusterize 999: "));
+	srv_stop(&s);
+	cr_expect_eq(stat(dir, &st), -1, "the empty directory is removed");
+}
+
+Test(admin, clients_without_control_need_exactly_one_launcher)
+{
+	char dir[80], a[100], b[100];
+	struct srv s, t;
+	struct out r;
+
+	setenv("XDG_RUNTIME_DIR", tmpdir, 1);
+	snprintf(dir, sizeof(dir), "%s/clusterize", tmpdir);
+	client(CZ_CLI_STATUS, NULL, &r);
+	cr_expect_eq(r.rc, 1);
+	cr_expect(strncmp(r.err, "clusterize: no running launcher found in ",
+		41) == 0, "%s", r.err);
+	cr_expect_not_null(strstr(r.err, dir), "%s", r.err);
+	cr_expect_not_null(strstr(r.err, " (use --control PATH)\n"));
+
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	snprintf(a, sizeof(a), "%s/1.sock", dir);
+	snprintf(b, sizeof(b), "%s/2.sock", dir);
+	cr_assert_eq(srv_start(&s, a), 0);
+	cr_assert_eq(srv_start(&t, b), 0);
+	client(CZ_CLI_STOP, NULL, &r);
+	cr_expect_eq(r.rc, 1);
+	cr_expect_not_null(strstr(r.err, "clusterize: several launchers are "
+		"running: "), "%s", r.err);
+	cr_expect_not_null(strstr(r.err, a), "%s", r.err);
+	cr_expect_not_null(strstr(r.err, b), "%s", r.err);
+	cr_expect_not_null(strstr(r.err, "; choose one with --control PATH\n"));
+	srv_stop(&t);
+	srv_stop(&s);
+	cr_expect_eq(s.f.stops + t.f.stops, 0);
+}
+
+Test(admin, a_shared_default_dir_is_refused)
+{
+	char dir[80];
+	struct srv s;
+
+	setenv("XDG_RUNTIME_DIR", tmpdir, 1);
+	snprintf(dir, sizeof(dir), "%s/clusterize", tmpdir);
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	cr_assert_eq(chmod(dir, 0777), 0);
+	cr_expect_eq(srv_start(&s, NULL), -EPERM);
+}
+
+Test(admin, other_users_are_refused)
+{
+	struct srv s;
+	char buf[64];
+	pid_t pid;
+	int st;
+
+	if (geteuid() != 0) {
+		cr_skip_test("needs root to become another user");
+	}
+	cr_assert_eq(srv_start(&s, sockpath), 0);
+	/* Let the file modes through so only SO_PEERCRED stands in the way. */
+	cr_assert_eq(chmod(tmpdir, 0755), 0);
+	cr_assert_eq(chmod(sockpath, 0666), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		if (setresuid(65534, 65534, 65534) < 0) {
+			_exit(2);
+		}
+		raw(sockpath, "stop\n", buf, sizeof(buf));
+		_exit(buf[0] == '\0' ? 0 : 1);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	srv_stop(&s);
+	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+	cr_expect_eq(s.f.stops, 0);
+}
+
+Test(admin, uptimes_read_like_durations)
+{
+	static const struct { double a, b; const char *sa, *sb; } cases[] = {
+		{ 5.9, 192, "5s", "3m12s" },
+		{ 7500, 93780, "2h05m", "1d02h" },
+		{ -1, 0, "0s", "0s" },
+	};
+	struct srv s;
+	struct out r;
+
+	cr_assert_eq(srv_start(&s, sockpath), 0);
+	for (size_t i = 0; i < 3; i++) {
+		char a[64], b[64];
+
+		/* The loop is idle between requests; the client waits for it. */
+		s.f.uptime[0] = cases[i].a;
+		s.f.uptime[1] = cases[i].b;
+		client(CZ_CLI_STATUS, sockpath, &r);
+		snprintf(a, sizeof(a), " listening  %-7s ", cases[i].sa);
+		snprintf(b, sizeof(b), " starting   %-7s ", cases[i].sb);
+		cr_expect_not_null(strstr(r.out, a), "%s", r.out);
+		cr_expect_not_null(strstr(r.out, b), "%s", r.out);
+	}
+	srv_stop(&s);
+}
+
+Test(admin, an_idle_client_is_dropped)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct srv s;
+	char c;
+
+	cr_assert_eq(srv_start(&s, sockpath), 0);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sockpath);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	cr_expect_eq(write(fd, "sta", 3), 3);
+	cr_expect_eq(read(fd, &c, 1), 0, "closed after 2 s without a line");
+	close(fd);
+	srv_stop(&s);
+}
+
+Test(admin, a_stop_that_destroys_the_server_is_still_answered)
+{
+	struct srv s;
+	struct out r;
+	struct stat st;
+
+	cr_assert_eq(srv_start(&s, sockpath), 0);
+	s.f.destroy = &s.a;
+	client(CZ_CLI_STOP, sockpath, &r);
+	cr_expect_eq(r.rc, 0, "%s", r.err);
+	cr_expect_eq(lstat(sockpath, &st), -1);
+	srv_stop(&s); /* the destroyed server's handles are all closed */
+	cr_expect_eq(s.f.stops, 1);
+}
