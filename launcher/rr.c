@@ -1,29 +1,14 @@
 #include "rr.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/sockios.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "proto.h"
-
-#define ACK_BATCH 16
-
-struct rr_conn {
-	int fd;
-	socklen_t plen;
-	struct sockaddr_storage peer;
-};
-
-/* A connection sent on a channel; seq 0 = free slot. */
-struct rr_slot {
-	uint32_t seq;
-	struct rr_conn c;
-};
+#include "rr_chan.h"
 
 struct rr_chan {
 	uv_poll_t poll; /* readable primary end: ACK/NACK */
@@ -32,12 +17,11 @@ struct rr_chan {
 	uint32_t worker_id;
 	int fd;  /* primary end, non-blocking */
 	int wfd; /* the worker's end, kept to read back untaken CONNs */
-	uint32_t next_seq;
-	unsigned inflight;
+	struct cz_rr_inflight fl; /* sent, not ACKed: the primary's copies */
 	uint64_t progress; /* last ACK, or first CONN sent after none */
+	uint64_t conns;    /* sent and not taken back */
 	bool stalled;
 	bool stopping;
-	struct rr_slot slots[CZ_RR_CREDIT];
 };
 
 struct cz_rr_listener {
@@ -51,9 +35,14 @@ struct cz_rr_listener {
 	bool warned;    /* ... and said so; reset by a successful accept */
 	struct rr_chan **chans;
 	unsigned nchans, chans_cap, next_pick;
-	struct rr_conn *q; /* accepted, not yet sent: a ring */
-	unsigned qhead, qlen, qcap;
+	struct cz_rr_fifo q; /* accepted, not yet sent */
 	char name[160];
+};
+
+/* Connections of a worker's closed channels (cz_rr_worker_conns). */
+struct rr_count {
+	uint32_t worker_id;
+	uint64_t conns;
 };
 
 struct cz_rr {
@@ -62,6 +51,8 @@ struct cz_rr {
 	struct cz_rr_listener *listeners;
 	uint32_t next_chan_id;
 	uint64_t fake_now;
+	struct rr_count *counts;
+	unsigned ncounts, counts_cap;
 };
 
 static uint64_t now_ms(const struct cz_rr *rr)
@@ -76,46 +67,11 @@ static void close_fd(int fd)
 	}
 }
 
-/* --- the queue of undispatched connections ----------------------------- */
-
-static int q_push(struct cz_rr_listener *l, const struct rr_conn *c)
-{
-	if (l->qlen == l->qcap) {
-		unsigned cap = l->qcap ? l->qcap * 2 : 16, i;
-		struct rr_conn *q = malloc(cap * sizeof(*q));
-
-		if (q == NULL) {
-			return -ENOMEM;
-		}
-		for (i = 0; i < l->qlen; i++) {
-			q[i] = l->q[(l->qhead + i) % l->qcap];
-		}
-		free(l->q);
-		l->q = q;
-		l->qcap = cap;
-		l->qhead = 0;
-	}
-	l->q[(l->qhead + l->qlen) % l->qcap] = *c;
-	l->qlen++;
-	return 0;
-}
-
-static struct rr_conn *q_front(struct cz_rr_listener *l)
-{
-	return l->qlen > 0 ? &l->q[l->qhead] : NULL;
-}
-
-static void q_pop(struct cz_rr_listener *l)
-{
-	l->qhead = (l->qhead + 1) % l->qcap;
-	l->qlen--;
-}
-
 /* --- channels ------------------------------------------------------------- */
 
 static bool has_credit(const struct rr_chan *ch)
 {
-	return !ch->stalled && !ch->stopping && ch->inflight < CZ_RR_CREDIT;
+	return !ch->stalled && !ch->stopping && ch->fl.n < CZ_RR_CREDIT;
 }
 
 /* The next channel with credit, round robin. */
@@ -145,75 +101,23 @@ static bool any_credit(const struct cz_rr_listener *l)
 	return false;
 }
 
-static struct rr_slot *slot_find(struct rr_chan *ch, uint32_t seq)
+/* Sends CONN + fd.  The primary keeps its copy until the ACK. */
+static int chan_send(struct rr_chan *ch, const struct cz_rr_conn *c)
 {
-	unsigned i;
+	int err = cz_rr_inflight_send(&ch->fl, ch->fd, ch->l->nonblock, c);
 
-	for (i = 0; i < CZ_RR_CREDIT; i++) {
-		if (ch->slots[i].seq == seq && seq != 0) {
-			return &ch->slots[i];
-		}
+	if (err < 0) {
+		return err;
 	}
-	return NULL;
-}
-
-static void slot_free(struct rr_chan *ch, struct rr_slot *s, bool close_it)
-{
-	if (close_it) {
-		close(s->c.fd);
-	}
-	s->seq = 0;
-	ch->inflight--;
-}
-
-/* Sends CONN + fd.  The slot keeps the primary's copy until the ACK. */
-static int chan_send(struct rr_chan *ch, const struct rr_conn *c)
-{
-	struct cz_msg_conn m;
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct iovec iov = { &m, sizeof(m) };
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = u.buf, .msg_controllen = sizeof(u.buf),
-	};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	uint32_t seq = ch->next_seq;
-	struct rr_slot *s = ch->slots;
-	ssize_t n;
-
-	while (s->seq != 0) {
-		s++; /* has_credit() guarantees a free slot */
-	}
-	memset(&m, 0, offsetof(struct cz_msg_conn, peer.ss));
-	cz_proto_init(&m.hdr, CZ_MSG_CONN, seq);
-	m.nonblock = ch->l->nonblock;
-	m.peer.len = c->plen;
-	memcpy(&m.peer.ss, &c->peer, c->plen);
-	memset((char *)&m.peer.ss + c->plen, 0, sizeof(m.peer.ss) - c->plen);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &c->fd, sizeof(int));
-	do {
-		n = sendmsg(ch->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-	} while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		return -errno;
-	}
-	ch->next_seq = seq + 1 == 0 ? 1 : seq + 1;
-	s->seq = seq;
-	s->c = *c;
-	if (ch->inflight++ == 0) {
+	ch->conns++;
+	if (ch->fl.n == 1) {
 		ch->progress = now_ms(ch->l->rr);
 	}
 	return 0;
 }
 
 /* Sends `c` to a channel with credit; 0, or -EAGAIN if none took it. */
-static int send_any(struct cz_rr_listener *l, const struct rr_conn *c)
+static int send_any(struct cz_rr_listener *l, const struct cz_rr_conn *c)
 {
 	struct rr_chan *ch;
 	int err;
@@ -233,9 +137,9 @@ static int send_any(struct cz_rr_listener *l, const struct rr_conn *c)
 }
 
 /* Queues `c` for the next channel with credit; never loses it. */
-static void requeue(struct cz_rr_listener *l, const struct rr_conn *c)
+static void requeue(struct cz_rr_listener *l, const struct cz_rr_conn *c)
 {
-	if (q_push(l, c) < 0) {
+	if (cz_rr_fifo_push(&l->q, c) < 0) {
 		cz_log(CZ_LOG_ERROR, "%s: out of memory: dropping a connection",
 			l->name);
 		close(c->fd);
@@ -247,100 +151,51 @@ static void update_poll(struct cz_rr_listener *l);
 /* Sends queued connections while channels have credit. */
 static void drain(struct cz_rr_listener *l)
 {
-	struct rr_conn *c;
+	struct cz_rr_conn *c;
 
-	while ((c = q_front(l)) != NULL && send_any(l, c) == 0) {
-		q_pop(l);
+	while ((c = cz_rr_fifo_front(&l->q)) != NULL && send_any(l, c) == 0) {
+		cz_rr_fifo_pop(&l->q);
 	}
 	update_poll(l);
 }
 
-static void close_cmsg_fds(struct msghdr *mh)
+/* A CONN read back from the worker's end: the worker never took it. */
+static void on_read_back(void *data, int type, uint32_t seq, size_t len)
 {
-	struct cmsghdr *cm;
+	struct rr_chan *ch = data;
+	struct cz_rr_conn c;
 
-	for (cm = CMSG_FIRSTHDR(mh); cm != NULL; cm = CMSG_NXTHDR(mh, cm)) {
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-			int *fds = (int *)(void *)CMSG_DATA(cm);
-			size_t i, n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-			for (i = 0; i < n; i++) {
-				close(fds[i]);
-			}
-		}
+	(void)type;
+	(void)len;
+	if (cz_rr_inflight_take(&ch->fl, seq, &c) == 0) {
+		requeue(ch->l, &c);
+		ch->conns--;
 	}
 }
 
-/*
- * Reads back every message still queued on the worker's end: the kernel
- * gives each message to one reader, so what we read the worker never took.
- * Their connections are queued for other workers.
- */
+/* Queues for other workers every connection the worker has not taken. */
 static unsigned chan_reclaim(struct rr_chan *ch)
 {
-	union {
-		struct cz_msg_conn m;
-		char buf[CZ_MSG_MAX];
-	} u;
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int) * 4)];
-	} cu;
-	unsigned count = 0;
-
-	for (;;) {
-		struct iovec iov = { u.buf, sizeof(u.buf) };
-		struct msghdr mh = {
-			.msg_iov = &iov, .msg_iovlen = 1,
-			.msg_control = cu.buf, .msg_controllen = sizeof(cu.buf),
-		};
-		struct rr_slot *s;
-		ssize_t n = recvmsg(ch->wfd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n <= 0) {
-			break;
-		}
-		close_cmsg_fds(&mh);
-		if (cz_proto_check(u.buf, (size_t)n) != CZ_MSG_CONN) {
-			continue;
-		}
-		s = slot_find(ch, u.m.hdr.seq);
-		if (s != NULL) {
-			requeue(ch->l, &s->c);
-			slot_free(ch, s, false);
-			count++;
-		}
-	}
-	return count;
+	return cz_rr_chan_read_back(ch->wfd, on_read_back, ch);
 }
 
 static void chan_nudge(struct rr_chan *ch)
 {
-	struct cz_msg_nudge m;
+	int err = cz_rr_chan_send_nudge(ch->fd);
 
-	cz_proto_init(&m.hdr, CZ_MSG_NUDGE, 0);
-	if (send(ch->fd, &m, sizeof(m), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+	if (err < 0) {
 		cz_log(CZ_LOG_DEBUG, "channel %u: nudge: %s", ch->id,
-			strerror(errno));
+			strerror(-err));
 	}
-}
-
-static bool seq_le(uint32_t a, uint32_t b)
-{
-	return (int32_t)(a - b) <= 0;
 }
 
 static void chan_ack(struct rr_chan *ch, uint32_t seq)
 {
-	unsigned i;
-
-	for (i = 0; i < CZ_RR_CREDIT; i++) {
-		if (ch->slots[i].seq != 0 && seq_le(ch->slots[i].seq, seq)) {
-			slot_free(ch, &ch->slots[i], true);
-		}
+	if (cz_rr_inflight_ack(&ch->fl, seq) < 0) {
+		cz_log(CZ_LOG_DEBUG, "channel %u of worker %u: ACK %u of a "
+			"connection never sent: ignored", ch->id, ch->worker_id,
+			seq);
+		return;
 	}
 	ch->progress = now_ms(ch->l->rr);
 	ch->stalled = false;
@@ -348,73 +203,28 @@ static void chan_ack(struct rr_chan *ch, uint32_t seq)
 
 static void chan_nack(struct rr_chan *ch, uint32_t seq)
 {
-	struct rr_slot *s = slot_find(ch, seq);
+	struct cz_rr_conn c;
 
-	if (s != NULL) {
+	if (cz_rr_inflight_take(&ch->fl, seq, &c) == 0) {
 		cz_log(CZ_LOG_TRACE, "channel %u: NACK %u: re-dispatching",
 			ch->id, seq);
-		requeue(ch->l, &s->c);
-		slot_free(ch, s, false);
+		requeue(ch->l, &c);
+		ch->conns--;
 	}
 	ch->progress = now_ms(ch->l->rr);
 }
 
-static void chan_handle_msg(struct rr_chan *ch, struct mmsghdr *mm,
-	const void *buf)
+static void on_chan_msg(void *data, int type, uint32_t seq, size_t len)
 {
-	int type;
+	struct rr_chan *ch = data;
 
-	close_cmsg_fds(&mm->msg_hdr);
-	type = cz_proto_check(buf, mm->msg_len);
 	if (type == CZ_MSG_ACK) {
-		chan_ack(ch, ((const struct cz_msg_hdr *)buf)->seq);
+		chan_ack(ch, seq);
 	} else if (type == CZ_MSG_NACK) {
-		chan_nack(ch, ((const struct cz_msg_hdr *)buf)->seq);
+		chan_nack(ch, seq);
 	} else {
 		cz_log(CZ_LOG_WARN, "channel %u of worker %u: bad message "
-			"(%u bytes): ignored", ch->id, ch->worker_id,
-			mm->msg_len);
-	}
-}
-
-/* Reads ACK/NACK messages in batches: one syscall for many connections. */
-static void chan_read(struct rr_chan *ch)
-{
-	static union {
-		struct cz_msg_hdr h;
-		char buf[CZ_MSG_MAX];
-	} bufs[ACK_BATCH];
-	static union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int) * 4)];
-	} cbufs[ACK_BATCH];
-	struct iovec iov[ACK_BATCH];
-	struct mmsghdr mm[ACK_BATCH];
-	int i, n;
-
-	for (;;) {
-		for (i = 0; i < ACK_BATCH; i++) {
-			iov[i] = (struct iovec){ bufs[i].buf, sizeof(bufs[i].buf) };
-			memset(&mm[i], 0, sizeof(mm[i]));
-			mm[i].msg_hdr.msg_iov = &iov[i];
-			mm[i].msg_hdr.msg_iovlen = 1;
-			mm[i].msg_hdr.msg_control = cbufs[i].buf;
-			mm[i].msg_hdr.msg_controllen = sizeof(cbufs[i].buf);
-		}
-		n = recvmmsg(ch->fd, mm, ACK_BATCH,
-			MSG_DONTWAIT | MSG_CMSG_CLOEXEC, NULL);
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n <= 0) {
-			return;
-		}
-		for (i = 0; i < n; i++) {
-			chan_handle_msg(ch, &mm[i], bufs[i].buf);
-		}
-		if (n < ACK_BATCH) {
-			return;
-		}
+			"(%zu bytes): ignored", ch->id, ch->worker_id, len);
 	}
 }
 
@@ -429,8 +239,52 @@ static void on_chan(uv_poll_t *h, int status, int events)
 		uv_poll_stop(h);
 		return;
 	}
-	chan_read(ch);
+	cz_rr_chan_read_acks(ch->fd, on_chan_msg, ch);
 	drain(ch->l);
+}
+
+static struct rr_count *count_find(const struct cz_rr *rr,
+	uint32_t worker_id)
+{
+	unsigned i;
+
+	for (i = 0; i < rr->ncounts; i++) {
+		if (rr->counts[i].worker_id == worker_id) {
+			return &rr->counts[i];
+		}
+	}
+	return NULL;
+}
+
+/* Keeps the count of a closed channel for cz_rr_worker_conns(). */
+static void count_add(struct cz_rr *rr, uint32_t worker_id, uint64_t n)
+{
+	struct rr_count *c = count_find(rr, worker_id);
+
+	if (c == NULL && rr->ncounts == rr->counts_cap) {
+		unsigned cap = rr->counts_cap ? rr->counts_cap * 2 : 8;
+		void *p = realloc(rr->counts, cap * sizeof(*rr->counts));
+
+		if (p == NULL) {
+			return; /* only a statistic */
+		}
+		rr->counts = p;
+		rr->counts_cap = cap;
+	}
+	if (c == NULL) {
+		c = &rr->counts[rr->ncounts++];
+		*c = (struct rr_count){ .worker_id = worker_id };
+	}
+	c->conns += n;
+}
+
+static void count_drop(struct cz_rr *rr, uint32_t worker_id)
+{
+	struct rr_count *c = count_find(rr, worker_id);
+
+	if (c != NULL) {
+		*c = rr->counts[--rr->ncounts];
+	}
 }
 
 static void on_chan_closed(uv_handle_t *h)
@@ -447,12 +301,9 @@ static void chan_destroy(struct rr_chan *ch, bool reclaim)
 	if (reclaim) {
 		chan_reclaim(ch);
 	}
+	count_add(l->rr, ch->worker_id, ch->conns);
 	/* What is left was taken by the worker: it owns its own copy. */
-	for (i = 0; i < CZ_RR_CREDIT; i++) {
-		if (ch->slots[i].seq != 0) {
-			slot_free(ch, &ch->slots[i], true);
-		}
-	}
+	cz_rr_inflight_close(&ch->fl);
 	for (i = 0; i < l->nchans; i++) {
 		if (l->chans[i] == ch) {
 			l->chans[i] = l->chans[--l->nchans];
@@ -515,7 +366,7 @@ int cz_rr_chan_open(struct cz_rr_listener *l, uint32_t worker_id,
 	ch->fd = sv[0];
 	ch->wfd = sv[1];
 	ch->worker_id = worker_id;
-	ch->next_seq = 1;
+	cz_rr_inflight_init(&ch->fl);
 	ch->id = ++l->rr->next_chan_id;
 	if (ch->id == 0) {
 		ch->id = ++l->rr->next_chan_id;
@@ -591,19 +442,10 @@ void cz_rr_worker_stopping(struct cz_rr *rr, uint32_t worker_id)
 void cz_rr_worker_exited(struct cz_rr *rr, uint32_t worker_id)
 {
 	each_worker_chan(rr, worker_id, chan_gone);
+	count_drop(rr, worker_id);
 }
 
 /* --- stall detection ------------------------------------------------------ */
-
-static int outq(int fd)
-{
-	int n = 0;
-
-	if (ioctl(fd, SIOCOUTQ, &n) < 0) {
-		return 0;
-	}
-	return n;
-}
 
 static void chan_check(struct rr_chan *ch, uint64_t now)
 {
@@ -611,13 +453,13 @@ static void chan_check(struct rr_chan *ch, uint64_t now)
 
 	if (ch->stalled) {
 		/* The worker read everything, the nudge included: alive again. */
-		if (outq(ch->fd) == 0) {
+		if (cz_rr_chan_outq(ch->fd) == 0) {
 			ch->stalled = false;
 			ch->progress = now;
 		}
 		return;
 	}
-	if (ch->inflight == 0 || now - ch->progress <= CZ_RR_STALL_MS) {
+	if (ch->fl.n == 0 || now - ch->progress <= CZ_RR_STALL_MS) {
 		return;
 	}
 	ch->stalled = true;
@@ -643,6 +485,40 @@ void cz_rr_tick(struct cz_rr *rr)
 	}
 }
 
+unsigned cz_rr_worker_pending(const struct cz_rr *rr, uint32_t worker_id)
+{
+	const struct cz_rr_listener *l;
+	const struct rr_chan *ch;
+	unsigned i, n = 0;
+
+	for (l = rr->listeners; l != NULL; l = l->next) {
+		for (i = 0; i < l->nchans; i++) {
+			ch = l->chans[i];
+			if (ch->worker_id == worker_id && cz_rr_chan_outq(ch->fd) > 0) {
+				n += ch->fl.n;
+			}
+		}
+	}
+	return n;
+}
+
+uint64_t cz_rr_worker_conns(const struct cz_rr *rr, uint32_t worker_id)
+{
+	const struct rr_count *c = count_find(rr, worker_id);
+	const struct cz_rr_listener *l;
+	uint64_t n = c != NULL ? c->conns : 0;
+	unsigned i;
+
+	for (l = rr->listeners; l != NULL; l = l->next) {
+		for (i = 0; i < l->nchans; i++) {
+			if (l->chans[i]->worker_id == worker_id) {
+				n += l->chans[i]->conns;
+			}
+		}
+	}
+	return n;
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	cz_rr_tick(t->data);
@@ -653,23 +529,8 @@ static void on_tick(uv_timer_t *t)
 /* Returns whether to keep accepting after accept4() failed with `err`. */
 static bool on_accept_error(struct cz_rr_listener *l, int err)
 {
-	switch (err) {
-	case EINTR:
-	case ECONNABORTED:
-	case EPROTO:
-	case EPERM:
-	case ENETDOWN:
-	case ENETUNREACH:
-	case EHOSTDOWN:
-	case EHOSTUNREACH:
-	case ENONET:
-	case ENOPROTOOPT:
-	case EOPNOTSUPP:
-	case ETIMEDOUT:
-		/* That connection's problem, not the listener's. */
+	if (cz_rr_accept_transient(err)) {
 		return true;
-	default:
-		break;
 	}
 	/* Out of fds or memory, or a broken socket: retrying at once would
 	 * spin; the next tick resumes. */
@@ -685,7 +546,7 @@ static void on_listener(uv_poll_t *h, int status, int events)
 {
 	struct cz_rr_listener *l = h->data;
 	int flags = SOCK_CLOEXEC | (l->nonblock ? SOCK_NONBLOCK : 0);
-	struct rr_conn c;
+	struct cz_rr_conn c;
 	int i;
 
 	(void)events;
@@ -697,7 +558,7 @@ static void on_listener(uv_poll_t *h, int status, int events)
 		l->emfile = true;
 		return;
 	}
-	for (i = 0; i < CZ_RR_BATCH && l->qlen == 0 && !l->emfile; i++) {
+	for (i = 0; i < CZ_RR_BATCH && l->q.len == 0 && !l->emfile; i++) {
 		c.plen = sizeof(c.peer);
 		c.fd = accept4(l->fd, (struct sockaddr *)&c.peer, &c.plen, flags);
 		if (c.fd < 0) {
@@ -717,7 +578,7 @@ static void on_listener(uv_poll_t *h, int status, int events)
 
 static void update_poll(struct cz_rr_listener *l)
 {
-	bool want = l->qlen == 0 && !l->emfile && any_credit(l);
+	bool want = l->q.len == 0 && !l->emfile && any_credit(l);
 
 	if (want == l->polling) {
 		return;
@@ -764,7 +625,6 @@ static void on_listener_closed(uv_handle_t *h)
 	struct cz_rr_listener *l = h->data;
 
 	free(l->chans);
-	free(l->q);
 	free(l);
 }
 
@@ -781,17 +641,14 @@ void cz_rr_listener_destroy(struct cz_rr_listener *l)
 	while (l->nchans > 0) {
 		chan_destroy(l->chans[0], false);
 	}
-	while (l->qlen > 0) {
-		close(q_front(l)->fd);
-		q_pop(l);
-	}
+	cz_rr_fifo_free(&l->q);
 	uv_close((uv_handle_t *)&l->poll, on_listener_closed);
 }
 
 void cz_rr_dispatch(struct cz_rr_listener *l, int fd,
 	const struct sockaddr *peer, socklen_t peer_len)
 {
-	struct rr_conn c = { .fd = fd };
+	struct cz_rr_conn c = { .fd = fd };
 
 	if (peer != NULL && peer_len <= sizeof(c.peer)) {
 		memcpy(&c.peer, peer, peer_len);
@@ -826,7 +683,10 @@ int cz_rr_create(uv_loop_t *loop, struct cz_rr **out)
 
 static void on_timer_closed(uv_handle_t *h)
 {
-	free(h->data);
+	struct cz_rr *rr = h->data;
+
+	free(rr->counts);
+	free(rr);
 }
 
 void cz_rr_destroy(struct cz_rr *rr)
@@ -854,7 +714,7 @@ int cz_rr_chan_info(const struct cz_rr *rr, uint32_t id,
 		return -ENOENT;
 	}
 	info->worker_id = ch->worker_id;
-	info->inflight = ch->inflight;
+	info->inflight = ch->fl.n;
 	info->stalled = ch->stalled;
 	info->stopping = ch->stopping;
 	return 0;
@@ -862,7 +722,7 @@ int cz_rr_chan_info(const struct cz_rr *rr, uint32_t id,
 
 unsigned cz_rr_pending(const struct cz_rr_listener *l)
 {
-	return l->qlen;
+	return l->q.len;
 }
 
 bool cz_rr_polling(const struct cz_rr_listener *l)

@@ -23,7 +23,10 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#ifndef CZ_RR_CREDIT
 #define CZ_RR_CREDIT 4     /* connections in flight per channel */
+#endif
+#define CZ_RR_CREDIT_MAX CZ_RR_CREDIT
 #define CZ_RR_BATCH 64     /* accepts per readable event */
 #define CZ_RR_TICK_MS 100  /* stall check period */
 #define CZ_RR_STALL_MS 500 /* no ACK for this long with work queued */
@@ -66,6 +69,16 @@ void cz_rr_worker_stopping(struct cz_rr *rr, uint32_t worker_id);
 
 /* The worker is gone: requeue what it did not take, close its channels. */
 void cz_rr_worker_exited(struct cz_rr *rr, uint32_t worker_id);
+
+/*
+ * Connections sent to the worker's channels that it has not taken yet: 0
+ * once nothing is queued in them (the kernel's count; exact), else the
+ * connections it has not acknowledged (an upper bound).
+ */
+unsigned cz_rr_worker_pending(const struct cz_rr *rr, uint32_t worker_id);
+
+/* Connections the worker was given (not counting ones taken back). */
+uint64_t cz_rr_worker_conns(const struct cz_rr *rr, uint32_t worker_id);
 
 /* --- for tests -------------------------------------------------------- */
 

@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -349,4 +350,98 @@ Test(rr, accepts_from_a_real_listener)
 	for (i = 0; i < 6; i++) {
 		close(c[i]);
 	}
+}
+
+Test(rr, ack_counts_only_the_highest_seen)
+{
+	unsigned i;
+
+	open_chans(1);
+	for (i = 0; i < 3; i++) {
+		close(give_conn());
+		take_conn(wfd[0]);
+	}
+	reply(wfd[0], CZ_MSG_ACK, 3);
+	cr_assert_eq(inflight(0), 0);
+	close(give_conn()); /* seq 4 */
+	close(give_conn()); /* seq 5 */
+	reply(wfd[0], CZ_MSG_ACK, 2);
+	cr_assert_eq(inflight(0), 2, "a late, lower ACK frees nothing");
+	reply(wfd[0], CZ_MSG_ACK, 99);
+	cr_assert_eq(inflight(0), 2, "an ACK of what was never sent is ignored");
+	take_conn(wfd[0]);
+	reply(wfd[0], CZ_MSG_ACK, 4);
+	cr_assert_eq(inflight(0), 1);
+	take_conn(wfd[0]);
+	reply(wfd[0], CZ_MSG_ACK, 5);
+	cr_assert_eq(inflight(0), 0);
+}
+
+Test(rr, pending_counts_what_the_worker_has_not_taken)
+{
+	open_chans(2); /* workers 10 and 11 */
+	close(give_conn());
+	close(give_conn());
+	close(give_conn());
+	close(give_conn());
+	cr_assert_eq(cz_rr_worker_pending(rr, 10), 2);
+	cr_assert_eq(cz_rr_worker_pending(rr, 11), 2);
+	take_conn(wfd[0]);
+	take_conn(wfd[0]);
+	cr_assert_eq(cz_rr_worker_pending(rr, 10), 0, "taken, not yet ACKed");
+	cz_rr_worker_stopping(rr, 11);
+	cr_assert_eq(cz_rr_worker_pending(rr, 11), 0, "reclaimed");
+	cr_assert_geq(cz_rr_worker_pending(rr, 10), 2, "... and sent to 10");
+	take_conn(wfd[0]);
+	take_conn(wfd[0]);
+	cr_assert_eq(cz_rr_worker_pending(rr, 10), 0);
+	cr_assert_eq(cz_rr_worker_pending(rr, 12), 0);
+}
+
+Test(rr, conns_counts_connections_handed_out)
+{
+	open_chans(2);
+	close(give_conn());
+	close(give_conn());
+	close(give_conn());
+	cr_assert_eq(cz_rr_worker_conns(rr, 10), 2);
+	cr_assert_eq(cz_rr_worker_conns(rr, 11), 1);
+	cz_rr_worker_stopping(rr, 11); /* its one is taken back */
+	cr_assert_eq(cz_rr_worker_conns(rr, 11), 0);
+	cr_assert_eq(cz_rr_worker_conns(rr, 10), 3);
+	take_conn(wfd[0]);
+	take_conn(wfd[0]);
+	take_conn(wfd[0]);
+	cr_assert_eq(cz_rr_chan_close(rr, chan[0], 10), 0);
+	cr_assert_eq(cz_rr_worker_conns(rr, 10), 3, "kept when a channel closes");
+	cz_rr_worker_exited(rr, 10);
+	cr_assert_eq(cz_rr_worker_conns(rr, 10), 0, "forgotten with the worker");
+}
+
+/* How many fds this process has open. */
+static unsigned open_fds(void)
+{
+	unsigned n = 0;
+	int fd;
+
+	for (fd = 0; fd < 1024; fd++) {
+		n += fcntl(fd, F_GETFD) >= 0;
+	}
+	return n;
+}
+
+Test(rr, read_back_leaks_no_fd)
+{
+	unsigned before;
+
+	open_chans(2);
+	before = open_fds();
+	close(give_conn());
+	close(give_conn());
+	close(give_conn());
+	cz_rr_worker_exited(rr, 10); /* two read back, given to 11 */
+	cr_assert_eq(inflight(1), 3);
+	cr_assert_eq(count_queued(wfd[1]), 3);
+	reply(wfd[1], CZ_MSG_ACK, 3);
+	cr_assert_eq(open_fds(), before - 2, "only worker 10's channel closed");
 }
