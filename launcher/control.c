@@ -371,7 +371,7 @@ static void on_conn(uv_poll_t *h, int status, int events)
 
 /* --- the listening socket ------------------------------------------------- */
 
-static bool peer_allowed(int fd, int *pid)
+static bool peer_allowed(const struct cz_control *c, int fd, int *pid)
 {
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
@@ -380,7 +380,7 @@ static bool peer_allowed(int fd, int *pid)
 		return false;
 	}
 	*pid = cr.pid;
-	if (cr.uid != 0 && cr.uid != getuid() && cr.uid != geteuid()) {
+	if (!cz_sockets_uid_allowed(c->sockets, cr.uid)) {
 		cz_log(CZ_LOG_WARN, "control connection from pid %d (uid %u) "
 			"refused: not our user", (int)cr.pid, (unsigned)cr.uid);
 		return false;
@@ -428,7 +428,7 @@ static void on_accept(uv_poll_t *h, int status, int events)
 			}
 			return;
 		}
-		if (!peer_allowed(fd, &pid)) {
+		if (!peer_allowed(c, fd, &pid)) {
 			close(fd);
 			continue;
 		}
@@ -545,6 +545,63 @@ unsigned cz_control_listen_count(const struct cz_control *c,
 	uint32_t worker_id)
 {
 	return c != NULL ? cz_sockets_listen_count(c->sockets, worker_id) : 0;
+}
+
+bool cz_control_worker_covers(const struct cz_control *c, uint32_t new_id,
+	uint32_t old_id)
+{
+	return c == NULL || cz_sockets_worker_covers(c->sockets, new_id, old_id);
+}
+
+unsigned cz_control_worker_pending(const struct cz_control *c,
+	uint32_t worker_id)
+{
+	return c != NULL ? cz_rr_worker_pending(c->rr, worker_id) : 0;
+}
+
+uint64_t cz_control_worker_conns(const struct cz_control *c,
+	uint32_t worker_id)
+{
+	return c != NULL ? cz_rr_worker_conns(c->rr, worker_id) : 0;
+}
+
+size_t cz_control_worker_addrs(const struct cz_control *c, uint32_t worker_id,
+	char *buf, size_t len)
+{
+	if (c == NULL) {
+		if (len > 0) {
+			buf[0] = '\0';
+		}
+		return 0;
+	}
+	return cz_sockets_worker_addrs(c->sockets, worker_id, buf, len);
+}
+
+int cz_control_adopt(struct cz_control *c, int fd)
+{
+	return cz_sockets_adopt(c->sockets, fd);
+}
+
+/* net.ipv4.ip_unprivileged_port_start (it applies to IPv6 too). */
+static int unprivileged_port_start(void)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_unprivileged_port_start", "re");
+	int v = 1024;
+
+	if (f != NULL) {
+		if (fscanf(f, "%d", &v) != 1) {
+			v = 1024;
+		}
+		fclose(f);
+	}
+	return v;
+}
+
+int cz_control_set_bind_policy(struct cz_control *c, uid_t worker_uid,
+	const char *const *allow, unsigned n)
+{
+	return cz_sockets_set_policy(c->sockets, worker_uid, allow, n,
+		unprivileged_port_start());
 }
 
 void cz_control_destroy(struct cz_control *c)

@@ -13,12 +13,30 @@
 #include "addr.h"
 #include "log.h"
 
+/* An --allow-bind entry. */
+struct allow {
+	bool any_host;
+	int port;
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+
+/* Binds for workers that run as another user (cz_sockets_set_policy). */
+struct policy {
+	bool set;
+	uid_t uid;
+	int port_start;
+	struct allow *allow;
+	unsigned n;
+};
+
 struct cz_sockets {
-	struct cz_key *keys;
+	struct cz_key *keys; /* in the order they were made */
 	uint32_t next_id;
 	int bindv6only; /* the system's default IPV6_V6ONLY */
 	cz_sockets_closing_fn *closing;
 	void *data;
+	struct policy policy;
 };
 
 static int read_bindv6only(void)
@@ -82,6 +100,7 @@ void cz_sockets_destroy(struct cz_sockets *s)
 	while (s->keys != NULL) {
 		key_close(s, s->keys);
 	}
+	free(s->policy.allow);
 	free(s);
 }
 
@@ -187,7 +206,8 @@ static struct cz_key *key_lookup(struct cz_sockets *s,
 
 	for (k = s->keys; k != NULL; k = k->next) {
 		if (k->family == m->family && k->type == m->type &&
-		    k->v6only == v6only && k->ordinal == ordinal &&
+		    (k->adopted || (k->v6only == v6only &&
+				    k->ordinal == ordinal)) &&
 		    cz_addr_equal((const void *)&k->req, k->req_len,
 			    (const void *)&m->addr.ss, m->addr.len)) {
 			return k;
@@ -232,8 +252,14 @@ void cz_sockets_apply_opts(int fd, int family, int type,
 	}
 }
 
+static void chown_for_workers(const struct cz_sockets *s,
+	const struct cz_key *k);
+static int policy_check(const struct cz_sockets *s, uint32_t worker_id,
+	const struct cz_msg_bind *m);
+
 /* Creates and binds the primary's socket for a new key. */
-static int key_open(struct cz_key *k, const struct cz_msg_bind *m)
+static int key_open(const struct cz_sockets *s, struct cz_key *k,
+	const struct cz_msg_bind *m)
 {
 	int fd = socket(m->family, m->type | SOCK_CLOEXEC, m->protocol);
 
@@ -262,7 +288,26 @@ static int key_open(struct cz_key *k, const struct cz_msg_bind *m)
 	k->unlink_path = m->family == AF_UNIX &&
 			 k->bound_len > offsetof(struct sockaddr_un, sun_path) &&
 			 ((const struct sockaddr_un *)(const void *)&k->bound)->sun_path[0] != '\0';
+	if (k->unlink_path) {
+		chown_for_workers(s, k);
+	}
 	return 0;
+}
+
+/* Appends `k` (keys stay in the order they were made) with a new id. */
+static void key_insert(struct cz_sockets *s, struct cz_key *k)
+{
+	struct cz_key **pp = &s->keys;
+
+	k->id = s->next_id++;
+	if (s->next_id == 0) {
+		s->next_id = 1;
+	}
+	while (*pp != NULL) {
+		pp = &(*pp)->next;
+	}
+	k->next = NULL;
+	*pp = k;
 }
 
 static int key_create(struct cz_sockets *s, const struct cz_msg_bind *m,
@@ -281,17 +326,12 @@ static int key_create(struct cz_sockets *s, const struct cz_msg_bind *m,
 	k->ordinal = ordinal;
 	memcpy(&k->req, &m->addr.ss, m->addr.len);
 	k->req_len = m->addr.len;
-	err = key_open(k, m);
+	err = key_open(s, k, m);
 	if (err < 0) {
 		free(k);
 		return err;
 	}
-	k->id = s->next_id++;
-	if (s->next_id == 0) {
-		s->next_id = 1;
-	}
-	k->next = s->keys;
-	s->keys = k;
+	key_insert(s, k);
 	*out = k;
 	return 0;
 }
@@ -313,14 +353,17 @@ int cz_sockets_bind(struct cz_sockets *s, uint32_t worker_id,
 		ordinal++;
 	}
 	if (k == NULL) {
-		err = key_create(s, m, v6only, ordinal, &k);
+		err = policy_check(s, worker_id, m);
+		if (err == 0) {
+			err = key_create(s, m, v6only, ordinal, &k);
+		}
 		if (err < 0) {
 			return err;
 		}
 	}
 	err = hold_add(k, worker_id);
 	if (err < 0) {
-		if (k->nholds == 0 && !k->listening) {
+		if (k->nholds == 0 && !k->listening && !k->adopted) {
 			key_close(s, k);
 		}
 		return err;
@@ -340,12 +383,16 @@ int cz_sockets_listen(struct cz_key *k, uint32_t worker_id, int backlog,
 	if (k->type != SOCK_STREAM) {
 		return -EOPNOTSUPP;
 	}
+	/* An adopted socket may listen already: leave it as it was set up. */
 	if (!k->listening) {
 		cz_sockets_apply_opts(k->fd, k->family, k->type, opts);
 		if (listen(k->fd, backlog) < 0) {
 			return -errno;
 		}
 		k->listening = true;
+	}
+	if (!k->listen_seen) {
+		k->listen_seen = true;
 		k->backlog = backlog;
 		k->nonblock = nonblock;
 	}
@@ -367,7 +414,7 @@ int cz_sockets_release(struct cz_sockets *s, struct cz_key *k,
 	if ((listened || h->listens > h->holds) && h->listens > 0) {
 		h->listens--;
 	}
-	if (holds_compact(k) > 0) {
+	if (holds_compact(k) > 0 || k->adopted) {
 		return 0;
 	}
 	key_close(s, k);
@@ -386,7 +433,7 @@ void cz_sockets_worker_exited(struct cz_sockets *s, uint32_t worker_id)
 			continue;
 		}
 		h->holds = 0;
-		if (holds_compact(k) == 0 && !k->listening) {
+		if (holds_compact(k) == 0 && !k->listening && !k->adopted) {
 			key_close(s, k);
 		}
 	}
@@ -406,4 +453,249 @@ unsigned cz_sockets_listen_count(const struct cz_sockets *s,
 		}
 	}
 	return n;
+}
+
+bool cz_sockets_worker_covers(const struct cz_sockets *s, uint32_t new_id,
+	uint32_t old_id)
+{
+	const struct cz_key *k;
+	const struct cz_hold *h;
+
+	for (k = s->keys; k != NULL; k = k->next) {
+		h = hold_find(k, old_id);
+		if (h == NULL || h->listens == 0) {
+			continue;
+		}
+		h = hold_find(k, new_id);
+		if (h == NULL || h->listens == 0) {
+			return false;
+		}
+	}
+	return true;
+}
+
+size_t cz_sockets_worker_addrs(const struct cz_sockets *s, uint32_t worker_id,
+	char *buf, size_t len)
+{
+	const struct cz_key *k;
+	const struct cz_hold *h;
+	char a[CZ_ADDR_STRLEN];
+	size_t used = 0;
+	int n;
+
+	if (len == 0) {
+		return 0;
+	}
+	buf[0] = '\0';
+	for (k = s->keys; k != NULL && used + 1 < len; k = k->next) {
+		h = hold_find(k, worker_id);
+		if (h == NULL || h->listens == 0) {
+			continue;
+		}
+		cz_addr_format((const void *)&k->bound, k->bound_len, k->type,
+			a, sizeof(a));
+		n = snprintf(buf + used, len - used, "%s%s",
+			used > 0 ? ", " : "", a);
+		used = n < 0 ? used : used + (size_t)n;
+	}
+	return used < len ? used : len - 1;
+}
+
+/* --- adopted sockets (socket activation) ---------------------------------- */
+
+static int sockopt_int(int fd, int level, int name, int *v)
+{
+	socklen_t len = sizeof(*v);
+
+	return getsockopt(fd, level, name, v, &len) < 0 ? -errno : 0;
+}
+
+/* Family, type and protocol of `fd`; -EINVAL unless we can key on them. */
+static int adopt_kind(int fd, struct cz_key *k)
+{
+	int err = sockopt_int(fd, SOL_SOCKET, SO_DOMAIN, &k->family);
+
+	if (err == 0) {
+		err = sockopt_int(fd, SOL_SOCKET, SO_TYPE, &k->type);
+	}
+	if (err == 0) {
+		err = sockopt_int(fd, SOL_SOCKET, SO_PROTOCOL, &k->protocol);
+	}
+	if (err < 0) {
+		return err;
+	}
+	if ((k->family != AF_INET && k->family != AF_INET6 &&
+	     k->family != AF_UNIX) ||
+	    (k->type != SOCK_STREAM && k->type != SOCK_DGRAM)) {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The bound address of `fd`; -EINVAL if it is not bound. */
+static int adopt_addr(int fd, struct cz_key *k)
+{
+	const struct sockaddr *sa = (const void *)&k->bound;
+
+	k->bound_len = sizeof(k->bound);
+	if (getsockname(fd, (void *)&k->bound, &k->bound_len) < 0) {
+		return -errno;
+	}
+	if (k->family == AF_UNIX ?
+		    k->bound_len <= offsetof(struct sockaddr_un, sun_path) :
+		    cz_addr_port(sa, k->bound_len) <= 0) {
+		return -EINVAL;
+	}
+	memcpy(&k->req, &k->bound, k->bound_len);
+	k->req_len = k->bound_len;
+	return 0;
+}
+
+int cz_sockets_adopt(struct cz_sockets *s, int fd)
+{
+	struct cz_key *k = calloc(1, sizeof(*k));
+	int err, acceptconn = 0;
+
+	if (k == NULL) {
+		return -ENOMEM;
+	}
+	err = adopt_kind(fd, k);
+	if (err == 0) {
+		err = adopt_addr(fd, k);
+	}
+	if (err == 0 && k->family == AF_INET6) {
+		err = sockopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, &k->v6only);
+	}
+	if (err == 0 && k->type == SOCK_STREAM) {
+		err = sockopt_int(fd, SOL_SOCKET, SO_ACCEPTCONN, &acceptconn);
+	}
+	if (err == 0 && fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+		err = -errno;
+	}
+	if (err < 0) {
+		free(k);
+		return err;
+	}
+	k->fd = fd;
+	k->adopted = true;
+	k->listening = acceptconn != 0;
+	key_insert(s, k);
+	return 0;
+}
+
+/* --- binds for workers of another user ------------------------------------ */
+
+static int allow_parse(const char *str, struct allow *a)
+{
+	const char *colon = strrchr(str, ':');
+	struct sockaddr_storage ss;
+	char *end;
+	long port;
+	int n;
+
+	if (colon == NULL) {
+		return -EINVAL;
+	}
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno != 0 || colon[1] == '\0' || *end != '\0' || port < 1 ||
+	    port > 65535) {
+		return -EINVAL;
+	}
+	a->port = (int)port;
+	a->any_host = colon == str;
+	if (a->any_host) {
+		return 0;
+	}
+	n = cz_addr_parse(str, &ss);
+	if (n < 0 || ss.ss_family == AF_UNIX) {
+		return -EINVAL;
+	}
+	a->ss = ss;
+	a->len = (socklen_t)n;
+	return 0;
+}
+
+int cz_sockets_set_policy(struct cz_sockets *s, uid_t uid,
+	const char *const *allow, unsigned n, int port_start)
+{
+	struct allow *list = calloc(n > 0 ? n : 1, sizeof(*list));
+	unsigned i;
+
+	if (list == NULL) {
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		if (allow_parse(allow[i], &list[i]) < 0) {
+			cz_log(CZ_LOG_ERROR, "--allow-bind '%s': expected "
+				"[HOST]:PORT, PORT 1-65535, HOST numeric (\":80\", "
+				"\"0.0.0.0:80\", \"[::1]:443\")", allow[i]);
+			free(list);
+			return -EINVAL;
+		}
+	}
+	free(s->policy.allow);
+	s->policy = (struct policy){
+		.set = true, .uid = uid, .port_start = port_start,
+		.allow = list, .n = n,
+	};
+	return 0;
+}
+
+bool cz_sockets_uid_allowed(const struct cz_sockets *s, uid_t uid)
+{
+	return uid == 0 || uid == getuid() || uid == geteuid() ||
+	       (s->policy.set && uid == s->policy.uid);
+}
+
+static bool allowed_port(const struct policy *p, const struct cz_msg_bind *m,
+	int port)
+{
+	const struct allow *a;
+
+	for (a = p->allow; a < p->allow + p->n; a++) {
+		if (a->port == port &&
+		    (a->any_host ||
+		     cz_addr_equal((const void *)&a->ss, a->len,
+			     (const void *)&m->addr.ss, m->addr.len))) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* What the workers' own user could bind; -EACCES (with a warning) if not. */
+static int policy_check(const struct cz_sockets *s, uint32_t worker_id,
+	const struct cz_msg_bind *m)
+{
+	const struct policy *p = &s->policy;
+	char a[CZ_ADDR_STRLEN];
+	int port;
+
+	if (!p->set || (m->family != AF_INET && m->family != AF_INET6)) {
+		return 0;
+	}
+	/* Port 0: the kernel picks an unprivileged port. */
+	port = cz_addr_port((const void *)&m->addr.ss, m->addr.len);
+	if (port <= 0 || port >= p->port_start || allowed_port(p, m, port)) {
+		return 0;
+	}
+	cz_addr_format((const void *)&m->addr.ss, m->addr.len, m->type, a,
+		sizeof(a));
+	cz_log(CZ_LOG_WARN, "worker %u: bind %s denied: port %d is privileged "
+		"and the workers run as uid %u (allow it with --allow-bind :%d)",
+		worker_id, a, port, (unsigned)p->uid, port);
+	return -EACCES;
+}
+
+/* The socket file belongs to the app, which runs as the workers' user. */
+static void chown_for_workers(const struct cz_sockets *s,
+	const struct cz_key *k)
+{
+	const struct sockaddr_un *sun = (const void *)&k->bound;
+
+	if (s->policy.set && chown(sun->sun_path, s->policy.uid, (gid_t)-1) < 0) {
+		cz_log(CZ_LOG_WARN, "chown %s to uid %u: %s", sun->sun_path,
+			(unsigned)s->policy.uid, strerror(errno));
+	}
 }

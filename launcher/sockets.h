@@ -15,7 +15,9 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "proto.h"
 
@@ -37,8 +39,10 @@ struct cz_key {
 	struct sockaddr_storage bound; /* getsockname() */
 	socklen_t bound_len;
 	int fd;
-	bool listening;   /* listen() done */
+	bool listening;   /* listen() done (by us, or before adoption) */
+	bool listen_seen; /* a LISTEN recorded backlog and nonblock */
 	bool unlink_path; /* we created a unix socket file */
+	bool adopted;     /* inherited (socket activation): open until destroy */
 	int backlog;      /* the first LISTEN's */
 	bool nonblock;    /* the first LISTEN's */
 	struct cz_hold *holds;
@@ -98,6 +102,47 @@ void cz_sockets_worker_exited(struct cz_sockets *s, uint32_t worker_id);
 /* The number of listens (and datagram binds) worker `worker_id` holds. */
 unsigned cz_sockets_listen_count(const struct cz_sockets *s,
 	uint32_t worker_id);
+
+/*
+ * True when worker `new_id` listens on every key worker `old_id` listens on
+ * (datagram binds count as listens).
+ */
+bool cz_sockets_worker_covers(const struct cz_sockets *s, uint32_t new_id,
+	uint32_t old_id);
+
+/*
+ * Writes the bound addresses of the keys worker `worker_id` listens on, in
+ * the order the keys were made, ", "-separated, into buf (always
+ * terminated when len > 0).  Returns the length written.
+ */
+size_t cz_sockets_worker_addrs(const struct cz_sockets *s, uint32_t worker_id,
+	char *buf, size_t len);
+
+/*
+ * Adopts the inherited socket `fd` (bound; maybe listening) as a key: a
+ * BIND of its family, type and address gets it, whatever the IPV6_V6ONLY
+ * asked, and it stays open, without holds, until cz_sockets_destroy().
+ * Made close-on-exec.  Returns 0, -ENOTSOCK, -EINVAL (not a bound
+ * AF_INET/AF_INET6/AF_UNIX stream or datagram socket) or -ENOMEM.
+ */
+int cz_sockets_adopt(struct cz_sockets *s, int fd);
+
+/*
+ * Workers run as `uid`: from now on an AF_INET/AF_INET6 bind to a port
+ * below `port_start` (net.ipv4.ip_unprivileged_port_start) is denied with
+ * -EACCES, and a warning, unless it matches one of the `n` entries of
+ * `allow` ("[HOST]:PORT"; an empty HOST matches any address of either
+ * family).  Unix socket files made for the workers are chowned to `uid`.
+ * Returns 0, -EINVAL (an entry that does not parse; logged) or -ENOMEM.
+ */
+int cz_sockets_set_policy(struct cz_sockets *s, uid_t uid,
+	const char *const *allow, unsigned n, int port_start);
+
+/*
+ * Whether a process of user `uid` may use the control socket: our own
+ * user, root, or the workers' user set by cz_sockets_set_policy().
+ */
+bool cz_sockets_uid_allowed(const struct cz_sockets *s, uid_t uid);
 
 /* Applies every option of `o` that is not CZ_OPT_UNSET to socket `fd`. */
 void cz_sockets_apply_opts(int fd, int family, int type,

@@ -1,9 +1,11 @@
 /* The key registry: which BINDs share a socket, and when sockets close. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -220,4 +222,211 @@ Test(sockets, listen_needs_a_hold_and_a_stream)
 	cr_assert_eq(cz_sockets_listen(k, 2, 16, false, &o), -EBADF);
 	cr_assert_eq(cz_sockets_listen(u, 1, 16, false, &o), -EOPNOTSUPP);
 	cr_assert_eq(cz_sockets_release(s, k, 2, false), -ENOENT);
+}
+
+static struct cz_sockopts unset_opts(void)
+{
+	struct cz_sockopts o;
+
+	memset(&o, 0xff, sizeof(o));
+	return o;
+}
+
+static struct cz_key *listen_ok(uint32_t w, const char *addr)
+{
+	struct cz_key *k = bind_ok(w, addr, SOCK_STREAM, -1);
+	struct cz_sockopts o = unset_opts();
+
+	cr_assert_eq(cz_sockets_listen(k, w, 16, false, &o), 0);
+	return k;
+}
+
+Test(sockets, covers_needs_every_key)
+{
+	struct cz_key *a = listen_ok(1, "127.0.0.1:0");
+	char b[64];
+
+	cr_assert(cz_sockets_worker_covers(s, 2, 9), "no keys: covered by anyone");
+	cr_assert_not(cz_sockets_worker_covers(s, 2, 1));
+	cr_assert_eq(listen_ok(2, "127.0.0.1:0"), a);
+	cr_assert(cz_sockets_worker_covers(s, 2, 1), "same keys");
+	snprintf(b, sizeof(b), "127.0.0.1:%d", free_port());
+	listen_ok(1, b);
+	cr_assert_not(cz_sockets_worker_covers(s, 2, 1), "a key missing");
+	cr_assert(cz_sockets_worker_covers(s, 1, 2), "a superset covers");
+	bind_ok(2, b, SOCK_STREAM, -1);
+	cr_assert_not(cz_sockets_worker_covers(s, 2, 1), "bound is not listening");
+}
+
+Test(sockets, addrs_are_listed_in_order)
+{
+	struct cz_key *t = listen_ok(1, "127.0.0.1:0");
+	struct cz_key *u = bind_ok(1, "127.0.0.1:0", SOCK_DGRAM, -1);
+	char want[128], buf[128], small[12];
+
+	bind_ok(1, "127.0.0.1:0", SOCK_STREAM, -1); /* not listening: left out */
+	snprintf(want, sizeof(want), "127.0.0.1:%d, udp 127.0.0.1:%d",
+		port_of(t), port_of(u));
+	cr_assert_eq(cz_sockets_worker_addrs(s, 1, buf, sizeof(buf)),
+		strlen(want));
+	cr_assert_str_eq(buf, want);
+	cr_assert_eq(cz_sockets_worker_addrs(s, 1, small, sizeof(small)), 11);
+	cr_assert_eq(strncmp(small, want, 11), 0, "truncated, terminated");
+	cr_assert_eq(cz_sockets_worker_addrs(s, 2, buf, sizeof(buf)), 0);
+	cr_assert_str_eq(buf, "");
+}
+
+/* A socket as systemd would pass it: bound to loopback, maybe listening. */
+static int inherited(bool listening, char *addr, size_t len)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(in);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(fd, (void *)&in, sizeof(in)), 0);
+	if (listening) {
+		cr_assert_eq(listen(fd, 8), 0);
+	}
+	getsockname(fd, (void *)&in, &sl);
+	snprintf(addr, len, "127.0.0.1:%d", ntohs(in.sin_port));
+	return fd;
+}
+
+static uint64_t cookie(int fd)
+{
+	uint64_t c = 0;
+	socklen_t len = sizeof(c);
+
+	cr_assert_eq(getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c, &len), 0);
+	return c;
+}
+
+Test(sockets, adopted_socket_serves_binds_and_stays_open)
+{
+	char a[64];
+	int fd = inherited(true, a, sizeof(a));
+	uint64_t ck = cookie(fd);
+	struct cz_sockopts o = unset_opts();
+	struct cz_key *k;
+
+	cr_assert_eq(cz_sockets_adopt(s, fd), 0);
+	cr_assert_eq(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	k = bind_ok(1, a, SOCK_STREAM, -1);
+	cr_assert_eq(cookie(k->fd), ck, "the inherited socket, not a new one");
+	cr_assert_eq(cz_sockets_listen(k, 1, 4, true, &o), 0,
+		"already listening: no second listen fails");
+	cr_assert(k->nonblock, "the first LISTEN's flags are still recorded");
+	cr_assert_eq(cz_sockets_release(s, k, 1, true), 0, "not closed");
+	cr_assert_eq(bind_ok(2, a, SOCK_STREAM, 1), k, "whatever v6only asked");
+	cz_sockets_worker_exited(s, 2);
+	cr_assert_eq(closed, 0);
+	cr_assert_eq(cookie(fd), ck, "still open");
+	cr_assert_eq(cz_sockets_find(s, k->id), k);
+}
+
+Test(sockets, adopted_unlistened_socket_listens_as_usual)
+{
+	char a[64];
+	int fd = inherited(false, a, sizeof(a)), v = 0;
+	socklen_t len = sizeof(v);
+	struct cz_sockopts o = unset_opts();
+	struct cz_key *k;
+
+	cr_assert_eq(cz_sockets_adopt(s, fd), 0);
+	k = bind_ok(1, a, SOCK_STREAM, -1);
+	cr_assert_eq(k->fd, fd);
+	cr_assert_eq(cz_sockets_listen(k, 1, 4, false, &o), 0);
+	getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len);
+	cr_assert_eq(v, 1);
+}
+
+Test(sockets, adopt_rejects_what_it_cannot_key_on)
+{
+	int p[2], fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(cz_sockets_adopt(s, p[0]), -ENOTSOCK);
+	cr_assert_eq(cz_sockets_adopt(s, fd), -EINVAL, "not bound");
+	close(p[0]);
+	close(p[1]);
+	close(fd);
+}
+
+/* A port below 1024 nothing listens on (binding it needs root). */
+static int free_low_port(void)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET };
+	int port, fd;
+
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (port = 1023; port > 512; port--) {
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		in.sin_port = htons((uint16_t)port);
+		if (bind(fd, (void *)&in, sizeof(in)) == 0) {
+			close(fd);
+			return port;
+		}
+		close(fd);
+	}
+	return -1;
+}
+
+Test(sockets, policy_denies_privileged_ports_unless_allowed)
+{
+	const char *allow[] = { ":0", "[::1]:443" };
+	struct cz_msg_bind m;
+	struct cz_key *k = NULL;
+	char a[64], any[16];
+	int low = geteuid() == 0 ? free_low_port() : 80;
+
+	cr_assert_gt(low, 0);
+	cr_assert_eq(cz_sockets_set_policy(s, 65534, allow, 1, 1024), -EINVAL,
+		"port 0 cannot be allowed");
+	cr_assert_eq(cz_sockets_set_policy(s, 65534, allow + 1, 1, 1024), 0);
+	snprintf(a, sizeof(a), "127.0.0.1:%d", low);
+	m = req(a, SOCK_STREAM, -1);
+	cr_assert_eq(cz_sockets_bind(s, 1, &m, &k), -EACCES);
+	m = req("[::1]:444", SOCK_STREAM, -1);
+	cr_assert_eq(cz_sockets_bind(s, 1, &m, &k), -EACCES);
+	snprintf(a, sizeof(a), "127.0.0.1:%d", free_port());
+	bind_ok(1, a, SOCK_STREAM, -1);
+	bind_ok(1, "127.0.0.1:0", SOCK_STREAM, -1);
+	if (geteuid() != 0) {
+		return; /* the allowed low port needs root to bind */
+	}
+	snprintf(any, sizeof(any), ":%d", low);
+	allow[0] = any;
+	cr_assert_eq(cz_sockets_set_policy(s, 65534, allow, 2, 1024), 0);
+	snprintf(a, sizeof(a), "127.0.0.1:%d", low);
+	cr_assert_eq(port_of(bind_ok(1, a, SOCK_STREAM, -1)), low);
+}
+
+Test(sockets, policy_lets_the_workers_user_connect)
+{
+	const char *none[] = { NULL };
+
+	cr_assert(cz_sockets_uid_allowed(s, 0));
+	cr_assert(cz_sockets_uid_allowed(s, getuid()));
+	cr_assert_not(cz_sockets_uid_allowed(s, 54321) && getuid() != 54321);
+	cr_assert_eq(cz_sockets_set_policy(s, 54321, none, 0, 1024), 0);
+	cr_assert(cz_sockets_uid_allowed(s, 54321));
+	cr_assert_not(cz_sockets_uid_allowed(s, 54322));
+}
+
+Test(sockets, policy_chowns_unix_socket_files)
+{
+	const char *none[] = { NULL };
+	struct stat st;
+	char path[64];
+
+	if (geteuid() != 0) {
+		cr_skip_test("chown needs root");
+	}
+	snprintf(path, sizeof(path), "/tmp/cz-test-own-%d.sock", (int)getpid());
+	unlink(path);
+	cr_assert_eq(cz_sockets_set_policy(s, 54321, none, 0, 1024), 0);
+	bind_ok(1, path, SOCK_STREAM, -1);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_uid, 54321);
 }
