@@ -1,0 +1,428 @@
+/*
+ * Starting workers (spawn.h): the process (environment, fork, the
+ * child's steps until exec) and its record in the supervisor.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proto.h"
+#include "spawn.h"
+#include "workers.h"
+
+extern char **environ;
+
+enum step { STEP_EXEC, STEP_SETGROUPS, STEP_SETGID, STEP_SETUID, STEP_DUP2 };
+
+static const char *const step_names[] = {
+	"exec", "setgroups", "setgid", "setuid", "dup2",
+};
+
+/* What a failed child writes to the launcher before _exit. */
+struct child_error {
+	int err;
+	int step;
+};
+
+/* --- --user / --group ---------------------------------------------------- */
+
+static int lookup_group(const char *group, gid_t *gid, char *err, size_t len)
+{
+	struct group *gr = getgrnam(group);
+	char *end;
+	unsigned long n;
+
+	if (gr != NULL) {
+		*gid = gr->gr_gid;
+		return 0;
+	}
+	errno = 0;
+	n = strtoul(group, &end, 10);
+	if (*group != '\0' && *end == '\0' && errno == 0 && n < (gid_t)-1) {
+		*gid = (gid_t)n;
+		return 0;
+	}
+	snprintf(err, len, "unknown group '%s' for --group", group);
+	return -1;
+}
+
+static int user_groups(const char *name, gid_t gid, struct cz_spawn_ids *ids)
+{
+	int n = 16;
+
+	for (;;) {
+		gid_t *g = realloc(ids->groups, (size_t)n * sizeof(gid_t));
+
+		if (g == NULL) {
+			return -1;
+		}
+		ids->groups = g;
+		if (getgrouplist(name, gid, g, &n) >= 0) {
+			ids->n_groups = n;
+			return 0;
+		}
+	}
+}
+
+int cz_spawn_resolve_ids(const char *user, const char *group,
+	struct cz_spawn_ids *ids, char *err, size_t errlen)
+{
+	struct passwd *pw;
+
+	*ids = (struct cz_spawn_ids){ 0 };
+	if (user == NULL) {
+		return 0;
+	}
+	pw = getpwnam(user);
+	if (pw == NULL) {
+		snprintf(err, errlen, "unknown user '%s' for --user", user);
+		return -1;
+	}
+	if (geteuid() != 0) {
+		snprintf(err, errlen, "--user needs root");
+		return -1;
+	}
+	ids->uid = pw->pw_uid;
+	ids->gid = pw->pw_gid;
+	if (group != NULL && lookup_group(group, &ids->gid, err, errlen) < 0) {
+		return -1;
+	}
+	if (user_groups(pw->pw_name, ids->gid, ids) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	ids->set = true;
+	return 0;
+}
+
+void cz_spawn_free_ids(struct cz_spawn_ids *ids)
+{
+	free(ids->groups);
+	ids->groups = NULL;
+}
+
+/* --- environment ------------------------------------------------------- */
+
+static bool env_replaced(const char *e)
+{
+	static const char *const names[] = {
+		CZ_ENV_UNIQUE_ID "=", CZ_ENV_WORKER_ID "=", CZ_ENV_CONTROL "=",
+		"LD_PRELOAD=", "NOTIFY_SOCKET=",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strncmp(e, names[i], strlen(names[i])) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+int cz_spawn_init(struct cz_spawn *sp, const char *control, const char *shim)
+{
+	const char *old = getenv("LD_PRELOAD");
+	size_t n = 0, k = 0;
+
+	while (environ[n] != NULL) {
+		n++;
+	}
+	sp->envp = calloc(n + 5, sizeof(char *));
+	if (sp->envp == NULL ||
+		asprintf(&sp->control, "%s=%s", CZ_ENV_CONTROL, control) < 0 ||
+		asprintf(&sp->preload, "LD_PRELOAD=%s%s%s", shim,
+			old != NULL && *old != '\0' ? ":" : "",
+			old != NULL ? old : "") < 0) {
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!env_replaced(environ[i])) {
+			sp->envp[k++] = environ[i];
+		}
+	}
+	sp->envp[k++] = sp->unique_id;
+	sp->envp[k++] = sp->worker_id;
+	sp->envp[k++] = sp->control;
+	sp->envp[k++] = sp->preload;
+	sp->envp[k] = NULL;
+	return 0;
+}
+
+void cz_spawn_free(struct cz_spawn *sp)
+{
+	free(sp->envp);
+	free(sp->control);
+	free(sp->preload);
+	sp->envp = NULL;
+	sp->control = sp->preload = NULL;
+}
+
+/* --- the child --------------------------------------------------------- */
+
+static __attribute__((noreturn)) void child_fail(int errfd, int step)
+{
+	struct child_error ce = { .err = errno, .step = step };
+
+	while (write(errfd, &ce, sizeof(ce)) < 0 && errno == EINTR) {
+	}
+	_exit(step == STEP_EXEC && ce.err == ENOENT ? 127 : 126);
+}
+
+/* Groups before gid before uid: each step needs the privilege the next drops. */
+static void child_switch_ids(const struct cz_spawn_ids *ids, int errfd)
+{
+	if (!ids->set) {
+		return;
+	}
+	if (setgroups((size_t)ids->n_groups, ids->groups) != 0) {
+		child_fail(errfd, STEP_SETGROUPS);
+	}
+	if (setgid(ids->gid) != 0) {
+		child_fail(errfd, STEP_SETGID);
+	}
+	if (setuid(ids->uid) != 0) {
+		child_fail(errfd, STEP_SETUID);
+	}
+}
+
+/*
+ * In the forked child: only async-signal-safe calls until exec.  Handlers
+ * are reset before the mask is opened so a pending signal cannot run the
+ * launcher's libuv handler in the child.
+ */
+static __attribute__((noreturn)) void child_exec(const struct cz_spawn *sp,
+	int errfd, const int out_w[2], pid_t parent)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigset_t none;
+
+	for (int sig = 1; sig < NSIG; sig++) {
+		sigaction(sig, &dfl, NULL);
+	}
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (out_w[0] >= 0 && (dup2(out_w[0], STDOUT_FILENO) < 0 ||
+		dup2(out_w[1], STDERR_FILENO) < 0)) {
+		child_fail(errfd, STEP_DUP2);
+	}
+	child_switch_ids(sp->ids, errfd);
+	/*
+	 * Never outlive the launcher, even SIGKILLed; after the id switch,
+	 * which clears it.  The launcher may have died right here.
+	 */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent) {
+		_exit(1);
+	}
+	setrlimit(RLIMIT_NOFILE, &sp->nofile);
+	execvpe(sp->exe, sp->argv, sp->envp);
+	child_fail(errfd, STEP_EXEC);
+}
+
+/* --- the parent -------------------------------------------------------- */
+
+static void read_child_error(int fd, struct cz_spawn_result *r)
+{
+	struct child_error ce;
+	ssize_t n;
+
+	do {
+		n = read(fd, &ce, sizeof(ce));
+	} while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)sizeof(ce) && ce.err != 0) {
+		r->err = ce.err;
+		r->step = ce.step >= 0 && ce.step <= STEP_DUP2 ?
+			step_names[ce.step] : "exec";
+	}
+}
+
+static void close_pair(int fds[2])
+{
+	for (int i = 0; i < 2; i++) {
+		if (fds[i] >= 0) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+	}
+}
+
+/* Two pipes; r (read ends) stay with the launcher, w go to the child. */
+static int open_pipes(int r[2], int w[2])
+{
+	for (int i = 0; i < 2; i++) {
+		int p[2];
+
+		if (pipe2(p, O_CLOEXEC) != 0) {
+			int err = errno;
+
+			close_pair(r);
+			close_pair(w);
+			return -err;
+		}
+		r[i] = p[0];
+		w[i] = p[1];
+	}
+	return 0;
+}
+
+int cz_spawn_fork(struct cz_spawn *sp, uint32_t id, struct cz_spawn_result *r)
+{
+	pid_t parent = getpid();
+	int out_w[2] = { -1, -1 }, efd[2], err;
+
+	*r = (struct cz_spawn_result){ .pid = -1, .out = { -1, -1 } };
+	snprintf(sp->unique_id, sizeof(sp->unique_id), "%s=%u",
+		CZ_ENV_UNIQUE_ID, id);
+	snprintf(sp->worker_id, sizeof(sp->worker_id), "%s=%u",
+		CZ_ENV_WORKER_ID, id);
+	if (sp->pipes && (err = open_pipes(r->out, out_w)) < 0) {
+		return err;
+	}
+	if (pipe2(efd, O_CLOEXEC) != 0) {
+		err = -errno;
+		close_pair(r->out);
+		close_pair(out_w);
+		return err;
+	}
+	r->pid = fork();
+	if (r->pid == 0) {
+		close(efd[0]);
+		child_exec(sp, efd[1], out_w, parent);
+	}
+	err = errno;
+	close(efd[1]);
+	close_pair(out_w);
+	if (r->pid < 0) {
+		close(efd[0]);
+		close_pair(r->out);
+		return -err;
+	}
+	read_child_error(efd[0], r);
+	close(efd[0]);
+	if (r->err != 0) {
+		close_pair(r->out);
+		while (waitpid(r->pid, NULL, 0) < 0 && errno == EINTR) {
+		}
+	}
+	return 0;
+}
+
+#define FORK_RETRY_MS 1000
+
+static uint64_t ms_of(double sec)
+{
+	return (uint64_t)(sec * 1000.0 + 0.5);
+}
+
+/* --- workers: the supervisor's records ------------------------------- */
+
+static void exec_failed(struct cz_sup *s, const struct cz_spawn_result *r)
+{
+	if (strcmp(r->step, "exec") == 0) {
+		cz_log(CZ_LOG_ERROR, "cannot execute '%s': %s", s->opts->cmd_argv[0],
+			strerror(r->err));
+	} else {
+		cz_log(CZ_LOG_ERROR, "cannot execute '%s': %s: %s",
+			s->opts->cmd_argv[0], r->step, strerror(r->err));
+	}
+	if (s->exit_status == 0) {
+		s->exit_status = strcmp(r->step, "exec") == 0 &&
+			r->err == ENOENT ? 127 : 126;
+	}
+	cz_workers_begin_stop(s, false);
+}
+
+static void attach_output(struct cz_sup *s, struct cz_spawn_result *r,
+	uint32_t id)
+{
+	for (int i = 0; i < 2; i++) {
+		if (r->out[i] >= 0 &&
+			cz_output_attach(&s->output, r->out[i], id, i + 1) < 0) {
+			cz_log(CZ_LOG_WARN, "worker %u: output pipe: %s", id,
+				strerror(ENOMEM));
+		}
+	}
+}
+
+static struct cz_worker *new_worker(struct cz_sup *s, unsigned slot,
+	const struct cz_spawn_result *r)
+{
+	struct cz_worker *w = calloc(1, sizeof(*w));
+
+	if (w == NULL) {
+		return NULL;
+	}
+	w->id = s->next_id++;
+	w->pid = r->pid;
+	w->slot = (int)slot;
+	w->started = cz_workers_now();
+	w->restarts = s->slots[slot].restarts;
+	if (s->opts->hello_timeout > 0) {
+		w->hello_at = w->started + ms_of(s->opts->hello_timeout);
+	}
+	w->next = s->workers;
+	s->workers = w;
+	return w;
+}
+
+struct cz_worker *cz_workers_spawn(struct cz_sup *s, unsigned slot,
+	bool candidate, char *why, size_t whylen)
+{
+	struct cz_spawn_result r;
+	struct cz_worker *w;
+	int rc;
+
+	if (s->state != CZ_SUP_RUNNING) {
+		snprintf(why, whylen, "stopping");
+		return NULL;
+	}
+	rc = cz_spawn_fork(&s->spawn, s->next_id, &r);
+	if (rc < 0 || r.err != 0) {
+		snprintf(why, whylen, "cannot start worker %u: %s: %s",
+			s->next_id, rc < 0 ? "fork" : r.step,
+			strerror(rc < 0 ? -rc : r.err));
+		if (rc == 0 && !candidate) {
+			exec_failed(s, &r);
+		}
+		return NULL;
+	}
+	w = new_worker(s, slot, &r);
+	if (w == NULL) {
+		/* Not tracked, so never left running. */
+		kill(r.pid, SIGKILL);
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	attach_output(s, &r, w->id);
+	cz_log(CZ_LOG_INFO, "worker %u (pid %d) forked", w->id, (int)w->pid);
+	if (candidate) {
+		w->candidate = true;
+		w->ready_by = w->started + ms_of(s->opts->ready_timeout);
+		s->slots[slot].cand = w;
+	} else {
+		s->slots[slot].w = w;
+		s->slots[slot].gen = s->roll.gen;
+	}
+	return w;
+}
+
+/* A slot's worker (re)start; a fork failure is retried later. */
+void cz_workers_spawn_slot(struct cz_sup *s, unsigned slot)
+{
+	char why[256];
+
+	if (cz_workers_spawn(s, slot, false, why, sizeof(why)) != NULL ||
+		s->state != CZ_SUP_RUNNING) {
+		return;
+	}
+	cz_log(CZ_LOG_ERROR, "%s; retrying in %ds", why, FORK_RETRY_MS / 1000);
+	s->slots[slot].respawn_at = cz_workers_now() + FORK_RETRY_MS;
+}

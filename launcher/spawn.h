@@ -1,0 +1,74 @@
+/*
+ * Starting one worker process: its environment, the fork, what the child
+ * does before exec (PR_SET_PDEATHSIG, RLIMIT_NOFILE, --user/--group, the
+ * output pipes) and how an exec failure comes back to the launcher.
+ *
+ * Workers are started with fork() and execvpe() rather than uv_spawn(): the
+ * child has things to do between the two, and reports a failure through a
+ * close-on-exec pipe.
+ */
+#ifndef CZ_LAUNCHER_SPAWN_H
+#define CZ_LAUNCHER_SPAWN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+/* --user / --group, resolved once at start. */
+struct cz_spawn_ids {
+	bool set;
+	uid_t uid;
+	gid_t gid;
+	int n_groups;
+	gid_t *groups;  /* the user's supplementary groups (initgroups) */
+};
+
+/*
+ * Resolves `user` (name or number; NULL: no switch) and `group` (NULL: the
+ * user's primary group).  Returns 0, or -1 with a one-line message in err
+ * (a usage error: unknown user or group, or not running as root).
+ */
+int cz_spawn_resolve_ids(const char *user, const char *group,
+	struct cz_spawn_ids *ids, char *err, size_t errlen);
+
+void cz_spawn_free_ids(struct cz_spawn_ids *ids);
+
+struct cz_spawn {
+	const char *exe;          /* resolved command */
+	char **argv;
+	struct rlimit nofile;     /* RLIMIT_NOFILE to give back */
+	const struct cz_spawn_ids *ids;
+	bool pipes;               /* --prefix-output */
+	/* The workers' environment, built once; the two id entries per fork. */
+	char **envp;
+	char *control;
+	char *preload;
+	char unique_id[48];
+	char worker_id[48];
+};
+
+/*
+ * Builds the workers' environment from ours: the shim first in LD_PRELOAD,
+ * CLUSTERIZE_CONTROL, and without NOTIFY_SOCKET.  Returns 0 or -ENOMEM.
+ */
+int cz_spawn_init(struct cz_spawn *sp, const char *control, const char *shim);
+
+void cz_spawn_free(struct cz_spawn *sp);
+
+struct cz_spawn_result {
+	pid_t pid;
+	int err;            /* errno of the child's failed step, else 0 */
+	const char *step;   /* which step: "exec", "setgid", ... */
+	int out[2];         /* --prefix-output: read ends of stdout, stderr */
+};
+
+/*
+ * Forks worker `id`.  Returns 0 with r->pid set, or with r->err set when
+ * the child could not exec (it has been reaped), or -errno when it could
+ * not fork.  With sp->pipes, r->out holds the pipes' read ends (the caller
+ * owns them), else -1.
+ */
+int cz_spawn_fork(struct cz_spawn *sp, uint32_t id, struct cz_spawn_result *r);
+
+#endif
