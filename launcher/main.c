@@ -1,24 +1,35 @@
 /*
  * clusterize: run N copies of a network server that share its listening
  * sockets, like Node.js cluster.  This file checks the request (options,
- * shim, command) and hands over to the supervisor (workers.c).
+ * shim, command, --user), takes what the process inherited (systemd's
+ * sockets, the subreaper role) and hands over to the supervisor
+ * (workers.c); a subcommand goes to the client (admin.h).
  */
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include "admin.h"
 #include "cli.h"
 #include "config.h"
 #include "detect.h"
 #include "log.h"
+#include "spawn.h"
 #include "workers.h"
+
+/* Sockets taken from systemd (LISTEN_FDS) at most. */
+#define MAX_INHERITED 64
 
 /*
  * The launcher holds many fds in flight (listeners, channels, connections
@@ -102,16 +113,103 @@ static int resolve_command(const char *cmd, char *out, size_t len)
 	return rc == -ENOENT ? 127 : 126;
 }
 
-static int run(const struct cz_opts *opts, const struct rlimit *nofile)
+/* Whether the user `ids` names may use `path` (`bit`: 4 read, 1 search). */
+static bool user_may(const char *path, const struct cz_spawn_ids *ids,
+	mode_t bit)
 {
-	struct cz_workers_config cfg = { .opts = opts, .nofile = *nofile };
+	struct stat st;
+
+	if (stat(path, &st) != 0) {
+		return false;
+	}
+	if (st.st_uid == ids->uid) {
+		return (st.st_mode & (bit << 6)) != 0;
+	}
+	for (int i = 0; i < ids->n_groups; i++) {
+		if (ids->groups[i] == st.st_gid) {
+			return (st.st_mode & (bit << 3)) != 0;
+		}
+	}
+	return st.st_gid == ids->gid ? (st.st_mode & (bit << 3)) != 0 :
+		(st.st_mode & bit) != 0;
+}
+
+/* The workers load the shim as --user: every directory up must let them. */
+static void check_shim_access(const char *shim, const struct cz_spawn_ids *ids)
+{
+	char dir[PATH_MAX];
+	bool ok = user_may(shim, ids, 4);
+
+	snprintf(dir, sizeof(dir), "%s", shim);
+	for (char *slash = strrchr(dir, '/'); ok && slash != NULL && slash > dir;
+		slash = strrchr(dir, '/')) {
+		*slash = '\0';
+		ok = user_may(dir, ids, 1);
+	}
+	if (!ok) {
+		cz_log(CZ_LOG_WARN, "%s is not readable by uid %u: the workers "
+			"will run without the shim", shim, (unsigned)ids->uid);
+	}
+}
+
+/*
+ * systemd socket activation: fds 3.. when LISTEN_PID is ours.  The
+ * variables are removed in any case so that no worker takes the sockets
+ * for its own.
+ */
+static unsigned inherited_sockets(int *fds, unsigned max)
+{
+	const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
+	unsigned count = 0;
+
+	if (pid != NULL && n != NULL && atol(pid) == (long)getpid()) {
+		long want = atol(n);
+
+		for (long i = 0; i < want && count < max; i++) {
+			int fd = 3 + (int)i;
+
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+			fds[count++] = fd;
+		}
+	}
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	return count;
+}
+
+/* Orphaned descendants are reparented to us, and reaped with the workers. */
+static void become_subreaper(const struct cz_opts *opts)
+{
+	if (!opts->subreaper && getpid() != 1) {
+		return;
+	}
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+		cz_log(CZ_LOG_WARN, "prctl PR_SET_CHILD_SUBREAPER: %s",
+			strerror(errno));
+	}
+}
+
+static int run(const struct cz_opts *opts, const struct rlimit *nofile,
+	const struct cz_spawn_ids *ids)
+{
+	struct cz_workers_config cfg = {
+		.opts = opts, .nofile = *nofile, .ids = ids,
+	};
 	char shim[PATH_MAX], exe[PATH_MAX];
+	int adopt[MAX_INHERITED];
 	uv_loop_t loop;
 	int status, rc;
 
+	cfg.n_adopt = inherited_sockets(adopt, MAX_INHERITED);
+	cfg.adopt_fds = adopt;
 	if (find_shim(shim, sizeof(shim)) < 0) {
 		return 1;
 	}
+	if (ids->set) {
+		check_shim_access(shim, ids);
+	}
+	become_subreaper(opts);
 	status = resolve_command(opts->cmd_argv[0], exe, sizeof(exe));
 	if (status != 0) {
 		return status;
@@ -136,9 +234,11 @@ static int run(const struct cz_opts *opts, const struct rlimit *nofile)
 
 int main(int argc, char **argv)
 {
+	struct cz_spawn_ids ids;
 	struct rlimit nofile;
 	struct cz_opts opts;
 	char err[512];
+	int status;
 
 	raise_nofile(&nofile);
 	/* A worker gone mid-handover must not kill the launcher. */
@@ -159,11 +259,18 @@ int main(int argc, char **argv)
 	case CZ_CLI_RELOAD:
 	case CZ_CLI_SCALE:
 	case CZ_CLI_STOP:
-		cz_log(CZ_LOG_ERROR, "subcommands are not implemented yet");
-		return 1;
+		return cz_admin_client(&opts);
 	case CZ_CLI_RUN:
 		break;
 	}
 	cz_log_set_level(opts.log_level);
-	return run(&opts, &nofile);
+	if (cz_spawn_resolve_ids(opts.user, opts.group, &ids, err,
+		sizeof(err)) != 0) {
+		cz_log(CZ_LOG_ERROR, "%s", err);
+		cz_spawn_free_ids(&ids);
+		return 2;
+	}
+	status = run(&opts, &nofile, &ids);
+	cz_spawn_free_ids(&ids);
+	return status;
 }

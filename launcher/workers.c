@@ -1,92 +1,37 @@
 /*
  * The supervisor (workers.h).  One record per live worker process, one
- * slot per wanted worker: a slot holds its current worker and counts its
- * quick crashes in a row, so one flapping slot gives up even while the
- * others run fine.  Every deadline (respawn backoff, hello timeout, grace
- * before SIGKILL) is served by one timer set to the nearest of them.
- *
- * Workers are started with fork() and execvpe() rather than uv_spawn(): the
- * child has things to do between the two (PR_SET_PDEATHSIG, giving back
- * RLIMIT_NOFILE) and reports exec failure through a close-on-exec pipe.
+ * slot per wanted worker: a slot holds its current worker (and, during a
+ * roll, its replacement) and counts its quick crashes in a row, so one
+ * flapping slot gives up even while the others run fine.  Every deadline
+ * (respawn backoff, hello timeout, drain, grace before SIGKILL, a
+ * replacement's readiness) is served by one timer set to the nearest.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "addr.h"
+#include "admin.h"
 #include "control.h"
 #include "log.h"
+#include "roll.h"
 #include "workers.h"
 
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 5000
-#define FORK_RETRY_MS 1000
+/* How often a draining worker's queue is looked at. */
+#define DRAIN_TICK_MS 10
 
-extern char **environ;
-
-struct worker {
-	struct worker *next;
-	uint32_t id;
-	pid_t pid;
-	int slot;          /* index in sup.slots; -1 once retired (TTOU) */
-	uint64_t started;  /* ms */
-	uint64_t hello_at; /* ms; 0: said hello, or already warned */
-	uint64_t kill_at;  /* ms; SIGKILL then if still stopping */
-	bool online;
-	bool stopping;     /* SIGTERM sent */
-	bool killed;       /* SIGKILL sent */
-};
-
-struct slot {
-	struct worker *w;
-	uint64_t respawn_at; /* ms; 0: none pending */
-	unsigned crashes;    /* quick exits in a row */
-};
-
-/* The workers' environment, built once; the two id entries per fork. */
-struct env {
-	char **envp;
-	char *control;
-	char *preload;
-	char unique_id[48];
-	char worker_id[48];
-};
-
-enum state { RUNNING, STOPPING, DONE };
-
-static const int handled_signals[] = {
+static const int handled_signals[CZ_SUP_N_SIGNALS] = {
 	SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU,
 };
-#define N_SIGNALS (sizeof(handled_signals) / sizeof(handled_signals[0]))
 
-struct sup {
-	uv_loop_t *loop;
-	const struct cz_workers_config *cfg;
-	const struct cz_opts *opts;
-	struct cz_control *control;
-	uv_signal_t sigs[N_SIGNALS];
-	uv_timer_t timer;
-	size_t n_handles;  /* timer + signals initialized, to close */
-	struct slot slots[CZ_CLI_MAX_WORKERS];
-	unsigned n_slots;
-	struct worker *workers;
-	uint32_t next_id;
-	enum state state;
-	int exit_status;
-	struct env env;
-};
 
-static void begin_stop(struct sup *s, bool kill_now);
-static void reschedule(struct sup *s);
-
-static uint64_t now_ms(void)
+uint64_t cz_workers_now(void)
 {
 	return uv_hrtime() / 1000000;
 }
@@ -96,7 +41,7 @@ static uint64_t seconds_ms(double sec)
 	return (uint64_t)(sec * 1000.0 + 0.5);
 }
 
-static const char *cmd_name(const struct sup *s)
+static const char *cmd_name(const struct cz_sup *s)
 {
 	return s->opts->cmd_argv[0];
 }
@@ -113,8 +58,7 @@ static const char *sig_name(int sig, char *buf, size_t len)
 	return buf;
 }
 
-/* "exited with code 3" or "killed by signal SIGKILL". */
-static const char *describe_status(int status, char *buf, size_t len)
+const char *cz_workers_describe(int status, char *buf, size_t len)
 {
 	char name[32];
 
@@ -127,211 +71,55 @@ static const char *describe_status(int status, char *buf, size_t len)
 	return buf;
 }
 
-/* --- environment ------------------------------------------------------ */
-
-static bool env_replaced(const char *e)
+/* A shell's status for a wait status: the code, or 128 + the signal. */
+static int exit_code(int status)
 {
-	static const char *const names[] = {
-		CZ_ENV_UNIQUE_ID "=", CZ_ENV_WORKER_ID "=", CZ_ENV_CONTROL "=",
-		"LD_PRELOAD=",
-	};
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (strncmp(e, names[i], strlen(names[i])) == 0) {
-			return true;
-		}
-	}
-	return false;
-}
-
-static int env_build(struct env *env, const char *control, const char *shim)
-{
-	const char *old = getenv("LD_PRELOAD");
-	size_t n = 0, k = 0;
-
-	while (environ[n] != NULL) {
-		n++;
-	}
-	env->envp = calloc(n + 5, sizeof(char *));
-	if (env->envp == NULL ||
-		asprintf(&env->control, "%s=%s", CZ_ENV_CONTROL, control) < 0 ||
-		asprintf(&env->preload, "LD_PRELOAD=%s%s%s", shim,
-			old != NULL && *old != '\0' ? ":" : "",
-			old != NULL ? old : "") < 0) {
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (!env_replaced(environ[i])) {
-			env->envp[k++] = environ[i];
-		}
-	}
-	env->envp[k++] = env->unique_id;
-	env->envp[k++] = env->worker_id;
-	env->envp[k++] = env->control;
-	env->envp[k++] = env->preload;
-	env->envp[k] = NULL;
-	return 0;
-}
-
-static void env_free(struct env *env)
-{
-	free(env->envp);
-	free(env->control);
-	free(env->preload);
-}
-
-/* --- spawning --------------------------------------------------------- */
-
-/*
- * In the forked child: only async-signal-safe calls until exec.  Handlers
- * are reset before the mask is opened so a pending signal cannot run the
- * launcher's libuv handler in the child.
- */
-static __attribute__((noreturn)) void child_exec(const struct sup *s,
-	int errfd, pid_t parent)
-{
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
-	sigset_t none;
-	int err;
-
-	for (int sig = 1; sig < NSIG; sig++) {
-		sigaction(sig, &dfl, NULL);
-	}
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* Never outlive the launcher, even SIGKILLed; it may die right here. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent) {
-		_exit(1);
-	}
-	setrlimit(RLIMIT_NOFILE, &s->cfg->nofile);
-	execvpe(s->cfg->exe_path, s->opts->cmd_argv, s->env.envp);
-	err = errno;
-	while (write(errfd, &err, sizeof(err)) < 0 && errno == EINTR) {
-	}
-	_exit(err == ENOENT ? 127 : 126);
-}
-
-/* 0 when the child exec'd, else the errno of its failed exec. */
-static int read_exec_error(int fd)
-{
-	int err = 0;
-	ssize_t n;
-
-	do {
-		n = read(fd, &err, sizeof(err));
-	} while (n < 0 && errno == EINTR);
-	return n == (ssize_t)sizeof(err) ? err : 0;
-}
-
-/*
- * Forks one worker.  Returns 0 with *pid set (or with *exec_err set when the
- * child could not exec the command), or -errno when it could not fork.
- */
-static int fork_worker(struct sup *s, uint32_t id, pid_t *pid, int *exec_err)
-{
-	pid_t parent = getpid();
-	int pfd[2];
-	int err;
-
-	snprintf(s->env.unique_id, sizeof(s->env.unique_id), "%s=%u",
-		CZ_ENV_UNIQUE_ID, id);
-	snprintf(s->env.worker_id, sizeof(s->env.worker_id), "%s=%u",
-		CZ_ENV_WORKER_ID, id);
-	if (pipe2(pfd, O_CLOEXEC) != 0) {
-		return -errno;
-	}
-	*pid = fork();
-	if (*pid == 0) {
-		close(pfd[0]);
-		child_exec(s, pfd[1], parent);
-	}
-	err = errno;
-	close(pfd[1]);
-	if (*pid < 0) {
-		close(pfd[0]);
-		return -err;
-	}
-	*exec_err = read_exec_error(pfd[0]);
-	close(pfd[0]);
-	if (*exec_err != 0) {
-		while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR) {
-		}
-	}
-	return 0;
-}
-
-static void exec_failed(struct sup *s, int err)
-{
-	cz_log(CZ_LOG_ERROR, "cannot execute '%s': %s", cmd_name(s),
-		strerror(err));
-	if (s->exit_status == 0) {
-		s->exit_status = err == ENOENT ? 127 : 126;
-	}
-	begin_stop(s, false);
-}
-
-static void spawn_slot(struct sup *s, unsigned slot)
-{
-	struct worker *w;
-	int exec_err = 0;
-	pid_t pid = -1;
-	int rc;
-
-	if (s->state != RUNNING) {
-		return;
-	}
-	w = calloc(1, sizeof(*w));
-	if (w == NULL) {
-		cz_log(CZ_LOG_ERROR, "out of memory");
-		s->exit_status = 1;
-		begin_stop(s, false);
-		return;
-	}
-	w->id = s->next_id;
-	rc = fork_worker(s, w->id, &pid, &exec_err);
-	if (rc == 0 && exec_err != 0) {
-		free(w);
-		exec_failed(s, exec_err);
-		return;
-	}
-	if (rc < 0) {
-		free(w);
-		cz_log(CZ_LOG_ERROR, "fork: %s; retrying in %ds",
-			strerror(-rc), FORK_RETRY_MS / 1000);
-		s->slots[slot].respawn_at = now_ms() + FORK_RETRY_MS;
-		return;
-	}
-	s->next_id++;
-	w->pid = pid;
-	w->slot = (int)slot;
-	w->started = now_ms();
-	if (s->opts->hello_timeout > 0) {
-		w->hello_at = w->started + seconds_ms(s->opts->hello_timeout);
-	}
-	w->next = s->workers;
-	s->workers = w;
-	s->slots[slot].w = w;
-	cz_log(CZ_LOG_INFO, "worker %u (pid %d) forked", w->id, (int)pid);
+	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) :
+		WEXITSTATUS(status);
 }
 
 /* --- stopping --------------------------------------------------------- */
 
-static void stop_worker(struct sup *s, struct worker *w, bool kill_now)
+/*
+ * Once a draining worker has taken every connection queued for it (in
+ * none mode there is no queue of its own: the shared backlog goes to the
+ * others), it gets the stop signal.
+ */
+static void drain_check(struct cz_sup *s, struct cz_worker *w, uint64_t now)
 {
-	if (!w->stopping) {
-		w->stopping = true;
+	char name[32];
+
+	if (w->phase != CZ_PHASE_DRAIN ||
+		(cz_control_worker_pending(s->control, w->id) > 0 &&
+		now < w->drain_until)) {
+		return;
+	}
+	w->phase = CZ_PHASE_STOP;
+	w->kill_at = now + seconds_ms(s->opts->grace);
+	cz_log(CZ_LOG_DEBUG, "worker %u (pid %d) drained: %s", w->id,
+		(int)w->pid, sig_name(s->opts->stop_signal, name, sizeof(name)));
+	kill(w->pid, s->opts->stop_signal);
+}
+
+void cz_workers_stop(struct cz_sup *s, struct cz_worker *w, bool kill_now)
+{
+	uint64_t now = cz_workers_now();
+
+	if (w->phase == CZ_PHASE_RUN) {
+		w->phase = CZ_PHASE_DRAIN;
+		w->drain_until = now + seconds_ms(s->opts->grace);
 		/* In rr, stop routing connections to it before it is told. */
 		cz_control_worker_stopping(s->control, w->id);
-		if (!kill_now) {
-			kill(w->pid, SIGTERM);
-			w->kill_at = now_ms() + seconds_ms(s->opts->grace);
+	}
+	if (kill_now) {
+		if (!w->killed) {
+			w->killed = true;
+			w->phase = CZ_PHASE_STOP;
+			kill(w->pid, SIGKILL);
 		}
+		return;
 	}
-	if (kill_now && !w->killed) {
-		w->killed = true;
-		kill(w->pid, SIGKILL);
-	}
+	drain_check(s, w, now);
 }
 
 static void close_handle(uv_handle_t *h)
@@ -342,11 +130,15 @@ static void close_handle(uv_handle_t *h)
 }
 
 /* Everything has exited: close what we hold so the loop can end. */
-static void finish(struct sup *s)
+static void finish(struct cz_sup *s)
 {
-	s->state = DONE;
+	s->state = CZ_SUP_DONE;
+	cz_admin_destroy(s->admin);
+	s->admin = NULL;
 	cz_control_destroy(s->control);
 	s->control = NULL;
+	cz_output_close_all(&s->output);
+	cz_notify_close(&s->notify);
 	for (size_t i = 0; i + 1 < s->n_handles; i++) {
 		close_handle((uv_handle_t *)&s->sigs[i]);
 	}
@@ -355,52 +147,50 @@ static void finish(struct sup *s)
 	}
 }
 
-static void begin_stop(struct sup *s, bool kill_now)
+/* The loop finishes the stop (from the timer or SIGCHLD), never a caller. */
+void cz_workers_begin_stop(struct cz_sup *s, bool kill_now)
 {
-	if (s->state == DONE) {
+	if (s->state == CZ_SUP_DONE) {
 		return;
 	}
-	s->state = STOPPING;
+	if (s->state == CZ_SUP_RUNNING) {
+		cz_notify_stopping(&s->notify);
+	}
+	s->state = CZ_SUP_STOPPING;
+	cz_roll_cancel(s);
 	for (unsigned i = 0; i < s->n_slots; i++) {
 		s->slots[i].respawn_at = 0;
 	}
-	for (struct worker *w = s->workers; w != NULL; w = w->next) {
-		stop_worker(s, w, kill_now);
+	for (struct cz_worker *w = s->workers; w != NULL; w = w->next) {
+		cz_workers_stop(s, w, kill_now);
 	}
-	if (s->workers == NULL) {
-		finish(s);
-		return;
-	}
-	reschedule(s);
+	cz_workers_reschedule(s);
 }
 
 /* --- exits and respawns ----------------------------------------------- */
 
-static void give_up(struct sup *s, const struct slot *sl, int status)
+static void give_up(struct cz_sup *s, const struct cz_slot *sl, int status)
 {
 	char what[64];
 
 	cz_log(CZ_LOG_ERROR, "giving up: '%s' %s %u times in a row within "
 		"%gs of starting", cmd_name(s),
-		describe_status(status, what, sizeof(what)), sl->crashes,
+		cz_workers_describe(status, what, sizeof(what)), sl->crashes,
 		s->opts->min_uptime);
-	if (WIFSIGNALED(status)) {
-		s->exit_status = 128 + WTERMSIG(status);
-	} else {
-		s->exit_status = WEXITSTATUS(status) != 0 ?
-			WEXITSTATUS(status) : 1;
-	}
-	begin_stop(s, false);
+	s->exit_status = exit_code(status) != 0 ? exit_code(status) : 1;
+	cz_workers_begin_stop(s, false);
 }
 
-static void crashed(struct sup *s, unsigned slot, uint64_t lived, int status)
+static void respawn(struct cz_sup *s, unsigned slot, uint64_t lived,
+	int status)
 {
-	struct slot *sl = &s->slots[slot];
+	struct cz_slot *sl = &s->slots[slot];
 	uint64_t delay;
 
+	sl->restarts++;
 	if (lived >= seconds_ms(s->opts->min_uptime)) {
 		sl->crashes = 0;
-		spawn_slot(s, slot);
+		cz_workers_spawn_slot(s, slot);
 		return;
 	}
 	sl->crashes++;
@@ -415,12 +205,63 @@ static void crashed(struct sup *s, unsigned slot, uint64_t lived, int status)
 	}
 	cz_log(CZ_LOG_DEBUG, "restarting worker slot %u in %llu ms", slot,
 		(unsigned long long)delay);
-	sl->respawn_at = now_ms() + delay;
+	sl->respawn_at = cz_workers_now() + delay;
 }
 
-static void unlink_worker(struct sup *s, struct worker *w)
+/* Forgets slot i; the later slots move down one. */
+static void slot_remove(struct cz_sup *s, unsigned i)
 {
-	for (struct worker **p = &s->workers; *p != NULL; p = &(*p)->next) {
+	memmove(&s->slots[i], &s->slots[i + 1],
+		(s->n_slots - i - 1) * sizeof(s->slots[0]));
+	s->n_slots--;
+	for (unsigned j = i; j < s->n_slots; j++) {
+		if (s->slots[j].w != NULL) {
+			s->slots[j].w->slot = (int)j;
+		}
+		if (s->slots[j].cand != NULL) {
+			s->slots[j].cand->slot = (int)j;
+		}
+	}
+}
+
+static const char *restart_name(enum cz_restart r)
+{
+	return r == CZ_RESTART_NEVER ? "never" :
+		r == CZ_RESTART_ON_FAILURE ? "on-failure" : "always";
+}
+
+/* A slot's worker exited unasked: restart it, or let the cluster shrink. */
+static void worker_ended(struct cz_sup *s, const struct cz_worker *w,
+	int status)
+{
+	bool failed = exit_code(status) != 0;
+	enum cz_restart policy = s->opts->restart;
+
+	if (failed) {
+		s->last_failure = status;
+	}
+	if (policy == CZ_RESTART_ALWAYS ||
+		(policy == CZ_RESTART_ON_FAILURE && failed)) {
+		respawn(s, (unsigned)w->slot, cz_workers_now() - w->started,
+			status);
+		return;
+	}
+	slot_remove(s, (unsigned)w->slot);
+	cz_log(CZ_LOG_INFO, "worker %u not restarted (--restart %s): %u "
+		"worker%s left", w->id, restart_name(policy), s->n_slots,
+		s->n_slots == 1 ? "" : "s");
+	if (s->n_slots == 0) {
+		s->exit_status = s->last_failure != 0 ?
+			exit_code(s->last_failure) : 0;
+		cz_log(CZ_LOG_INFO, "no workers left: exiting with status %d",
+			s->exit_status);
+		cz_workers_begin_stop(s, false);
+	}
+}
+
+static void unlink_worker(struct cz_sup *s, struct cz_worker *w)
+{
+	for (struct cz_worker **p = &s->workers; *p != NULL; p = &(*p)->next) {
 		if (*p == w) {
 			*p = w->next;
 			return;
@@ -428,26 +269,32 @@ static void unlink_worker(struct sup *s, struct worker *w)
 	}
 }
 
-static void reaped(struct sup *s, pid_t pid, int status)
+static void reaped(struct cz_sup *s, pid_t pid, int status)
 {
-	struct worker *w = s->workers;
+	struct cz_worker *w = s->workers;
 	char what[64];
 
 	while (w != NULL && w->pid != pid) {
 		w = w->next;
 	}
 	if (w == NULL) {
-		return; /* not a worker: a stray child of ours */
+		/* An orphan we adopted as a subreaper, or a stray child. */
+		cz_log(CZ_LOG_DEBUG, "reaped pid %d (not a worker)", (int)pid);
+		return;
 	}
 	cz_log(CZ_LOG_INFO, "worker %u (pid %d) %s", w->id, (int)pid,
-		describe_status(status, what, sizeof(what)));
+		cz_workers_describe(status, what, sizeof(what)));
 	cz_control_worker_exited(s->control, w->id);
 	unlink_worker(s, w);
-	if (w->slot >= 0) {
+	if (w->candidate) {
+		cz_roll_candidate_exited(s, w, status);
+	} else if (w->slot >= 0) {
 		s->slots[w->slot].w = NULL;
-		if (s->state == RUNNING && !w->stopping) {
-			crashed(s, (unsigned)w->slot, now_ms() - w->started,
-				status);
+		if (s->slots[w->slot].cand != NULL) {
+			cz_roll_take_over(s, (unsigned)w->slot);
+		} else if (s->state == CZ_SUP_RUNNING &&
+			w->phase == CZ_PHASE_RUN) {
+			worker_ended(s, w, status);
 		}
 	}
 	free(w);
@@ -455,7 +302,7 @@ static void reaped(struct sup *s, pid_t pid, int status)
 
 /* --- events ----------------------------------------------------------- */
 
-static void on_sigchld(struct sup *s)
+static void on_sigchld(struct cz_sup *s)
 {
 	for (;;) {
 		int status;
@@ -469,79 +316,45 @@ static void on_sigchld(struct sup *s)
 		}
 		reaped(s, pid, status);
 	}
-	if (s->state == STOPPING && s->workers == NULL) {
+	if (s->state == CZ_SUP_STOPPING && s->workers == NULL) {
 		finish(s);
-	}
-	reschedule(s);
-}
-
-static void add_worker(struct sup *s)
-{
-	unsigned slot = s->n_slots;
-
-	if (slot >= CZ_CLI_MAX_WORKERS) {
-		cz_log(CZ_LOG_WARN, "SIGTTIN ignored: already %u workers", slot);
 		return;
 	}
-	s->slots[slot] = (struct slot){ 0 };
-	s->n_slots++;
-	spawn_slot(s, slot);
-}
-
-static void remove_worker(struct sup *s)
-{
-	struct slot *sl;
-
-	if (s->n_slots <= 1) {
-		cz_log(CZ_LOG_WARN, "SIGTTOU ignored: only one worker left");
-		return;
-	}
-	sl = &s->slots[--s->n_slots];
-	if (sl->w != NULL) {
-		sl->w->slot = -1;
-		stop_worker(s, sl->w, false);
-	}
-	*sl = (struct slot){ 0 };
+	cz_workers_reschedule(s);
 }
 
 static void on_signal(uv_signal_t *h, int sig)
 {
-	struct sup *s = h->data;
+	struct cz_sup *s = h->data;
 
 	if (sig == SIGCHLD) {
 		on_sigchld(s);
 		return;
 	}
-	if (s->state == DONE) {
+	if (s->state == CZ_SUP_DONE) {
 		return;
 	}
-	cz_log(CZ_LOG_DEBUG, "received %s", sigabbrev_np(sig));
+	cz_log(CZ_LOG_DEBUG, "received SIG%s", sigabbrev_np(sig));
 	switch (sig) {
 	case SIGTERM:
 	case SIGINT:
 		/* A second request while stopping means: now. */
-		begin_stop(s, s->state == STOPPING);
+		cz_log(CZ_LOG_INFO, "stopping%s (SIG%s)",
+			s->state == CZ_SUP_STOPPING ? " now" : "",
+			sigabbrev_np(sig));
+		cz_workers_begin_stop(s, s->state == CZ_SUP_STOPPING);
 		return;
 	case SIGQUIT:
-		begin_stop(s, true);
+		cz_log(CZ_LOG_INFO, "stopping now (SIGQUIT)");
+		cz_workers_begin_stop(s, true);
 		return;
-	case SIGHUP:
-		cz_log(CZ_LOG_WARN, "SIGHUP (rolling restart) is not "
-			"implemented yet; ignored");
-		return;
-	}
-	if (s->state != RUNNING) {
+	default:
+		cz_roll_signal(s, sig);  /* HUP, TTIN, TTOU */
 		return;
 	}
-	if (sig == SIGTTIN) {
-		add_worker(s);
-	} else if (sig == SIGTTOU) {
-		remove_worker(s);
-	}
-	reschedule(s);
 }
 
-static void hello_overdue(struct sup *s, struct worker *w)
+static void hello_overdue(struct cz_sup *s, struct cz_worker *w)
 {
 	w->hello_at = 0;
 	cz_log(CZ_LOG_WARN, "worker %u (pid %d) has not loaded the shim after "
@@ -551,28 +364,41 @@ static void hello_overdue(struct sup *s, struct worker *w)
 		s->opts->hello_timeout);
 }
 
+static void worker_deadlines(struct cz_sup *s, struct cz_worker *w,
+	uint64_t now)
+{
+	if (w->hello_at != 0 && w->hello_at <= now &&
+		w->phase == CZ_PHASE_RUN) {
+		hello_overdue(s, w);
+	}
+	drain_check(s, w, now);
+	if (w->phase == CZ_PHASE_STOP && !w->killed && w->kill_at <= now) {
+		cz_log(CZ_LOG_DEBUG, "worker %u (pid %d) still running after "
+			"the grace period: SIGKILL", w->id, (int)w->pid);
+		cz_workers_stop(s, w, true);
+	}
+}
+
 static void on_timer(uv_timer_t *t)
 {
-	struct sup *s = t->data;
-	uint64_t now = now_ms();
+	struct cz_sup *s = t->data;
+	uint64_t now = cz_workers_now();
 
+	if (s->state == CZ_SUP_STOPPING && s->workers == NULL) {
+		finish(s);
+		return;
+	}
 	for (unsigned i = 0; i < s->n_slots; i++) {
 		if (s->slots[i].respawn_at != 0 && s->slots[i].respawn_at <= now) {
 			s->slots[i].respawn_at = 0;
-			spawn_slot(s, i);
+			cz_workers_spawn_slot(s, i);
 		}
 	}
-	for (struct worker *w = s->workers; w != NULL; w = w->next) {
-		if (w->hello_at != 0 && w->hello_at <= now && !w->stopping) {
-			hello_overdue(s, w);
-		}
-		if (w->stopping && !w->killed && w->kill_at <= now) {
-			cz_log(CZ_LOG_DEBUG, "worker %u (pid %d) still running "
-				"after the grace period: SIGKILL", w->id, (int)w->pid);
-			stop_worker(s, w, true);
-		}
+	for (struct cz_worker *w = s->workers; w != NULL; w = w->next) {
+		worker_deadlines(s, w, now);
 	}
-	reschedule(s);
+	cz_roll_check(s);
+	cz_workers_reschedule(s);
 }
 
 static void consider(uint64_t *next, uint64_t at)
@@ -582,23 +408,61 @@ static void consider(uint64_t *next, uint64_t at)
 	}
 }
 
-static void reschedule(struct sup *s)
+static uint64_t worker_deadline(const struct cz_worker *w, uint64_t now)
 {
-	uint64_t next = 0, now = now_ms();
+	switch (w->phase) {
+	case CZ_PHASE_RUN:
+		return w->hello_at;
+	case CZ_PHASE_DRAIN:
+		return now + DRAIN_TICK_MS;
+	case CZ_PHASE_STOP:
+		return w->killed ? 0 : w->kill_at;
+	}
+	return 0;
+}
 
-	if (s->state == DONE) {
+/* STATUS= for the service manager: "4 workers, rr, 127.0.0.1:8000". */
+static void update_status(struct cz_sup *s)
+{
+	char addrs[512] = "", status[sizeof(s->notify.status)];
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < s->n_slots; i++) {
+		if (s->slots[i].w == NULL) {
+			continue;
+		}
+		if (n++ == 0) {
+			cz_control_worker_addrs(s->control, s->slots[i].w->id,
+				addrs, sizeof(addrs));
+		}
+	}
+	snprintf(status, sizeof(status), "%s%u worker%s, %s%s%s",
+		s->roll.active ? "reloading: " : "", n, n == 1 ? "" : "s",
+		s->opts->sched == CZ_MODE_RR ? "rr" : "none",
+		addrs[0] != '\0' ? ", " : "", addrs);
+	cz_notify_status(&s->notify, status);
+}
+
+void cz_workers_reschedule(struct cz_sup *s)
+{
+	uint64_t next = 0, now = cz_workers_now();
+
+	if (s->state == CZ_SUP_DONE) {
 		return; /* the timer is closing */
+	}
+	if (s->state == CZ_SUP_RUNNING) {
+		update_status(s);
+	}
+	if (s->state == CZ_SUP_STOPPING && s->workers == NULL) {
+		next = now;
 	}
 	for (unsigned i = 0; i < s->n_slots; i++) {
 		consider(&next, s->slots[i].respawn_at);
 	}
-	for (struct worker *w = s->workers; w != NULL; w = w->next) {
-		if (!w->stopping) {
-			consider(&next, w->hello_at);
-		} else if (!w->killed) {
-			consider(&next, w->kill_at);
-		}
+	for (struct cz_worker *w = s->workers; w != NULL; w = w->next) {
+		consider(&next, worker_deadline(w, now));
 	}
+	consider(&next, cz_roll_deadline(s));
 	if (next == 0) {
 		uv_timer_stop(&s->timer);
 		return;
@@ -609,9 +473,9 @@ static void reschedule(struct sup *s)
 static void on_hello(void *data, uint32_t worker_id, int pid, uint32_t flags,
 	const char *exe)
 {
-	struct sup *s = data;
+	struct cz_sup *s = data;
 
-	for (struct worker *w = s->workers; w != NULL; w = w->next) {
+	for (struct cz_worker *w = s->workers; w != NULL; w = w->next) {
 		if (w->id == worker_id && !w->online) {
 			w->online = true;
 			w->hello_at = 0;
@@ -623,22 +487,44 @@ static void on_hello(void *data, uint32_t worker_id, int pid, uint32_t flags,
 		pid, exe, (flags & CZ_HELLO_F_NODE) ? " (node)" : "");
 }
 
+/* READY=1 once, when every worker of the initial set listens. */
+static void check_ready(struct cz_sup *s)
+{
+	if (s->ready_sent || s->state != CZ_SUP_RUNNING) {
+		return;
+	}
+	for (unsigned i = 0; i < s->n_slots; i++) {
+		const struct cz_worker *w = s->slots[i].w;
+
+		if (w == NULL || cz_control_listen_count(s->control, w->id) == 0) {
+			return;
+		}
+	}
+	s->ready_sent = true;
+	cz_notify_ready(&s->notify);
+}
+
 static void on_listening(void *data, uint32_t worker_id, int pid,
 	const char *addr)
 {
+	struct cz_sup *s = data;
+
 	cz_log(CZ_LOG_INFO, "worker %u (pid %d) listening on %s", worker_id, pid,
 		addr);
+	check_ready(s);
+	cz_roll_check(s);
+	cz_workers_reschedule(s);
 }
 
 /* --- running ---------------------------------------------------------- */
 
-static int start_handles(struct sup *s)
+static int start_handles(struct cz_sup *s)
 {
 	int rc = uv_timer_init(s->loop, &s->timer);
 
 	s->timer.data = s;
 	s->n_handles = rc == 0 ? 1 : 0;
-	for (size_t i = 0; rc == 0 && i < N_SIGNALS; i++) {
+	for (size_t i = 0; rc == 0 && i < CZ_SUP_N_SIGNALS; i++) {
 		rc = uv_signal_init(s->loop, &s->sigs[i]);
 		s->sigs[i].data = s;
 		if (rc == 0) {
@@ -647,16 +533,54 @@ static int start_handles(struct sup *s)
 				handled_signals[i]);
 		}
 	}
+	if (rc < 0) {
+		cz_log(CZ_LOG_ERROR, "signal handlers: %s", uv_strerror(rc));
+	}
 	return rc;
 }
 
-static int sup_init(struct sup *s)
+static const char *fd_name(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss), tlen = sizeof(int);
+	int type = SOCK_STREAM;
+
+	getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0) {
+		snprintf(buf, len, "socket");
+		return buf;
+	}
+	return cz_addr_format((struct sockaddr *)&ss, sslen, type, buf, len);
+}
+
+/* Socket activation: the inherited sockets serve the workers' binds. */
+static int adopt_sockets(struct cz_sup *s)
+{
+	char name[CZ_ADDR_STRLEN];
+
+	for (unsigned i = 0; i < s->cfg->n_adopt; i++) {
+		int fd = s->cfg->adopt_fds[i], rc;
+
+		rc = cz_control_adopt(s->control, fd);
+		if (rc < 0) {
+			cz_log(CZ_LOG_ERROR, "LISTEN_FDS: fd %d: %s", fd,
+				strerror(-rc));
+			return rc;
+		}
+		cz_log(CZ_LOG_INFO, "adopted %s (fd %d) from the service manager",
+			fd_name(fd, name, sizeof(name)), fd);
+	}
+	return 0;
+}
+
+static int start_control(struct cz_sup *s)
 {
 	static const struct cz_control_events ev_template = {
 		.hello = on_hello,
 		.listening = on_listening,
 	};
 	struct cz_control_events ev = ev_template;
+	const struct cz_spawn_ids *ids = s->cfg->ids;
 	int rc;
 
 	ev.data = s;
@@ -665,22 +589,46 @@ static int sup_init(struct sup *s)
 		cz_log(CZ_LOG_ERROR, "control socket: %s", strerror(-rc));
 		return rc;
 	}
-	rc = env_build(&s->env, cz_control_name(s->control),
-		s->cfg->shim_path);
+	if (ids != NULL && ids->set) {
+		rc = cz_control_set_bind_policy(s->control, ids->uid,
+			s->opts->allow_bind, s->opts->n_allow_bind);
+		if (rc < 0) {
+			cz_log(CZ_LOG_ERROR, "--user: %s", strerror(-rc));
+			return rc;
+		}
+	}
+	return adopt_sockets(s);
+}
+
+static int sup_init(struct cz_sup *s)
+{
+	const struct cz_workers_config *cfg = s->cfg;
+	int rc;
+
+	cz_notify_open(&s->notify);
+	cz_output_init(&s->output, s->loop);
+	s->spawn.exe = cfg->exe_path;
+	s->spawn.argv = s->opts->cmd_argv;
+	s->spawn.nofile = cfg->nofile;
+	s->spawn.pipes = s->opts->prefix_output;
+	rc = start_control(s);
+	if (rc < 0) {
+		return rc;
+	}
+	rc = cz_spawn_init(&s->spawn, cz_control_name(s->control),
+		cfg->shim_path);
 	if (rc < 0) {
 		cz_log(CZ_LOG_ERROR, "out of memory");
 		return rc;
 	}
 	rc = start_handles(s);
-	if (rc < 0) {
-		cz_log(CZ_LOG_ERROR, "signal handlers: %s", uv_strerror(rc));
-	}
-	return rc;
+	return rc < 0 ? rc : cz_roll_start_admin(s);
 }
 
 int cz_workers_run(uv_loop_t *loop, const struct cz_workers_config *cfg)
 {
-	struct sup *s = calloc(1, sizeof(*s));
+	static const struct cz_spawn_ids no_ids;
+	struct cz_sup *s = calloc(1, sizeof(*s));
 	int status;
 
 	if (s == NULL) {
@@ -691,18 +639,16 @@ int cz_workers_run(uv_loop_t *loop, const struct cz_workers_config *cfg)
 	s->cfg = cfg;
 	s->opts = cfg->opts;
 	s->next_id = 1;
-	s->state = RUNNING;
+	s->state = CZ_SUP_RUNNING;
+	s->spawn.ids = cfg->ids != NULL ? cfg->ids : &no_ids;
 	if (sup_init(s) < 0) {
 		s->exit_status = 1;
 		finish(s);
 	}
-	for (unsigned i = 0; i < s->opts->workers && s->state == RUNNING; i++) {
-		add_worker(s);
-	}
-	reschedule(s);
+	cz_roll_scale(s, s->opts->workers, "start");
 	uv_run(loop, UV_RUN_DEFAULT);
 	status = s->exit_status;
-	env_free(&s->env);
+	cz_spawn_free(&s->spawn);
 	free(s);
 	return status;
 }
