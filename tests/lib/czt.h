@@ -1,0 +1,166 @@
+/*
+ * czt: the integration tests' helper library.  Starts the real launcher (or
+ * any program) in its own process group with its stdout/stderr in files,
+ * waits for log lines with deadlines, runs clients that collect the pid each
+ * connection was answered by, and stops everything it started, also when a
+ * test fails (czt_teardown, the suites' .fini).
+ *
+ * Deadlines are in milliseconds and scaled by CZ_TEST_TIMEOUT_MULT.
+ * Nothing here sleeps a fixed time: waits poll with backoff until a deadline.
+ */
+#ifndef CZT_H
+#define CZT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define CZT_MAX_PROCS 16
+#define CZT_MAX_WORKERS 64
+
+enum czt_stream { CZT_ERR, CZT_OUT };
+
+struct czt_proc {
+	pid_t pid;		/* also its process group id */
+	bool reaped;
+	int status;		/* wait status, once reaped */
+	char out_path[256];
+	char err_path[256];
+};
+
+/* One "clusterize: worker ID (pid PID) listening on WHAT" line. */
+struct czt_worker {
+	int id;
+	pid_t pid;
+	char what[128];		/* "127.0.0.1:8000", "unix /x.sock", "udp 127.0.0.1:53" */
+	int port;		/* parsed from what; 0 for unix */
+};
+
+struct czt_addr {
+	int family;		/* AF_INET, AF_INET6, AF_UNIX */
+	int type;		/* SOCK_STREAM, SOCK_DGRAM */
+	int port;
+	char host[64];
+	char path[108];
+};
+
+/* A launcher running cz-server workers, all of them listening. */
+struct czt_cluster {
+	struct czt_proc *proc;
+	int workers;
+	int nw;			/* listening lines seen */
+	struct czt_worker w[CZT_MAX_WORKERS];
+	int port;		/* from the first listening line; 0 for unix */
+};
+
+/* Fixtures: .init = czt_setup, .fini = czt_teardown. */
+void czt_setup(void);
+void czt_teardown(void);
+
+int czt_ms(int ms);
+const char *czt_tmpdir(void);
+/* Paths from the environment meson gives the tests; cr_fatal if unset. */
+const char *czt_launcher(void);
+const char *czt_shim(void);
+const char *czt_server(void);
+/* CZ_SOURCE_ROOT/rel into a static buffer. */
+const char *czt_source(const char *rel);
+/* Full path of an executable found in PATH, or NULL. */
+const char *czt_which(const char *name);
+
+/*
+ * Starts argv (argv[0] a path) with the test's environment plus env
+ * ("NAME=value" sets, "NAME" alone unsets; NULL-terminated, or NULL).
+ * uid/gid >= 0: drop to them before exec.  Never returns NULL (cr_fatal).
+ */
+struct czt_proc *czt_spawn_as(const char *const argv[], const char *const env[],
+	int uid, int gid);
+struct czt_proc *czt_spawn(const char *const argv[], const char *const env[]);
+/* "ASAN_OPTIONS=...:verify_asan_link_order=0" for children that get the shim. */
+const char *czt_asan_options(void);
+/* The launcher with args (NULL-terminated): env may be NULL. */
+struct czt_proc *czt_launch(const char *const env[], ...) __attribute__((sentinel));
+
+/*
+ * clusterize -w WORKERS -s SCHED -- cz-server ARGS...: waits until every
+ * worker is listening (cr_fatal with the logs otherwise).
+ */
+void czt_cluster_start(struct czt_cluster *c, int workers, const char *sched, ...)
+	__attribute__((sentinel));
+/* Same with launcher args before "--" and any command after it. */
+void czt_cluster_start_argv(struct czt_cluster *c, int workers, const char *const largs[],
+	const char *const cmd[], const char *const env[]);
+/* pid is one of c's listening workers, or a child of one (prefork). */
+bool czt_cluster_owns(const struct czt_cluster *c, pid_t pid);
+/* Index of the worker whose pid (or whose child's pid) this is, or -1. */
+int czt_cluster_worker_of(const struct czt_cluster *c, pid_t pid);
+
+/* The whole file, NUL-terminated, malloc'd (never NULL). */
+char *czt_read(const struct czt_proc *p, enum czt_stream s);
+/* Lines containing substr / matching the extended regex. */
+int czt_count(const struct czt_proc *p, enum czt_stream s, const char *substr);
+int czt_count_re(const struct czt_proc *p, enum czt_stream s, const char *re);
+/*
+ * Waits until n lines contain substr (match re); returns the count reached.
+ * Gives up early once the process has exited.  Dumps the logs on timeout.
+ */
+int czt_wait_line(struct czt_proc *p, enum czt_stream s, const char *substr, int n, int ms);
+int czt_wait_re(struct czt_proc *p, enum czt_stream s, const char *re, int n, int ms);
+/* Dumps both files on the test's stderr. */
+void czt_dump(const struct czt_proc *p);
+
+/* Parses the launcher's "listening on" lines; returns how many. */
+int czt_listening(const struct czt_proc *p, struct czt_worker *w, int max);
+/* Waits for n listening lines (cr_fatal with the logs otherwise). */
+int czt_wait_listening(struct czt_proc *p, int n, struct czt_worker *w, int ms);
+/* Pids from "worker N (pid P) forked" lines. */
+int czt_forked_pids(const struct czt_proc *p, pid_t *pids, int max);
+/* Port from "127.0.0.1:8000", "[::1]:8000", "udp 1.2.3.4:5"; -1 if none. */
+int czt_parse_port(const char *what);
+/* Values of "port N" lines on stdout. */
+int czt_reported_ports(const struct czt_proc *p, int *ports, int max);
+
+int czt_signal(struct czt_proc *p, int sig);
+/* Reaps p if it has exited; true once it has. */
+bool czt_exited(struct czt_proc *p);
+/* Wait status, or -1 if still running at the deadline. */
+int czt_wait_exit(struct czt_proc *p, int ms);
+/* SIGTERM, wait, then SIGKILL the group; reaps; returns the wait status. */
+int czt_stop(struct czt_proc *p);
+void czt_kill_group(struct czt_proc *p);
+
+bool czt_pid_alive(pid_t pid);
+/* pid's parent from /proc, or -1. */
+pid_t czt_ppid(pid_t pid);
+/* Waits until every pid is gone (absent or a zombie). */
+bool czt_wait_gone(const pid_t *pids, int n, int ms);
+bool czt_wait_until(bool (*pred)(void *arg), void *arg, int ms);
+
+void czt_addr_tcp(struct czt_addr *a, const char *host, int port);
+void czt_addr_udp(struct czt_addr *a, const char *host, int port);
+void czt_addr_unix(struct czt_addr *a, const char *path);
+/* A connected stream socket, or -errno. */
+int czt_connect(const struct czt_addr *a, int ms);
+/* Reads "<pid>\n" then EOF: the pid, or -errno (-EBADMSG: other text). */
+pid_t czt_read_pid(int fd, int ms);
+/* One connection (or datagram): the pid that answered, or -errno. */
+pid_t czt_ask(const struct czt_addr *a, int ms);
+/*
+ * n connections, at most `concurrency` open at once; pids[i] is the answer
+ * or -errno.  Returns how many were answered with a pid.
+ */
+int czt_ask_many(const struct czt_addr *a, int n, int concurrency, pid_t *pids, int ms);
+/* Distinct positive pids and their counts; returns the number distinct. */
+int czt_tally(const pid_t *pids, int n, pid_t *uniq, int *counts, int max);
+/* The last unexpected answer a client saw, for messages. */
+const char *czt_last_bad(void);
+
+/* GET path over HTTP/1.0: the status code or -errno; body copied if given. */
+int czt_http_get(const char *host, int port, const char *path, char *body, size_t len, int ms);
+
+/* A port that was free a moment ago. */
+int czt_free_port(int family);
+/* A listening socket the test holds on host; *port gets its port. */
+int czt_hold_port(const char *host, int *port);
+
+#endif

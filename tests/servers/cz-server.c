@@ -1,0 +1,613 @@
+/*
+ * cz-server: a small test server that answers every connection (or datagram)
+ * with "<pid>\n" and closes it.  One binary covers every accept style the
+ * shim must keep working, so each integration test picks its style by flag.
+ *
+ * The answer is "<pid> bad-peer\n", "<pid> bad-flags\n" or "<pid> bad-opts\n"
+ * when the accepted socket is not what the app asked for (peer address,
+ * O_NONBLOCK/FD_CLOEXEC from accept4's flags, options inherited from the
+ * listener): the client side treats anything but "<pid>\n" as a failure.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define RCVBUF_ASKED 150000
+#define DEFER_SECONDS 30
+
+enum style { BLOCKING, EPOLL_ET, EPOLL_LT, POLL, SELECT, THREADS, PREFORK };
+
+static const char *const style_names[] = {
+	"blocking", "epoll-et", "epoll-lt", "poll", "select", "threads", "prefork",
+};
+
+static struct {
+	enum style style;
+	const char *addr;
+	int port;
+	const char *unix_path;
+	bool udp;
+	bool v6only;
+	int shutdown_after;
+	int shutdown_id;
+	bool close_fds;
+	bool sockopts;
+	bool fd_games;
+	int count;
+	int family;
+} opt = {
+	.addr = "127.0.0.1",
+	.shutdown_id = -1,
+	.count = 4,
+};
+
+static int served;
+
+static void die(const char *what)
+{
+	fprintf(stderr, "%s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: cz-server [--style blocking|epoll-et|epoll-lt|poll|select|"
+		"threads|prefork] [--count N] [--addr A] [--port P] [--unix PATH] [--udp]\n"
+		"       [--v6only] [--shutdown-after N [--shutdown-id ID]] [--close-fds]\n"
+		"       [--sockopts] [--fd-games]\n");
+	exit(2);
+}
+
+static void parse_style(const char *s)
+{
+	for (size_t i = 0; i < sizeof(style_names) / sizeof(style_names[0]); i++) {
+		if (strcmp(s, style_names[i]) == 0) {
+			opt.style = (enum style)i;
+			return;
+		}
+	}
+	usage();
+}
+
+static void parse_args(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "style", required_argument, NULL, 's' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "addr", required_argument, NULL, 'a' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "unix", required_argument, NULL, 'u' },
+		{ "udp", no_argument, NULL, 'U' },
+		{ "v6only", no_argument, NULL, '6' },
+		{ "shutdown-after", required_argument, NULL, 'S' },
+		{ "shutdown-id", required_argument, NULL, 'I' },
+		{ "close-fds", no_argument, NULL, 'c' },
+		{ "sockopts", no_argument, NULL, 'o' },
+		{ "fd-games", no_argument, NULL, 'g' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's': parse_style(optarg); break;
+		case 'n': opt.count = atoi(optarg); break;
+		case 'a': opt.addr = optarg; break;
+		case 'p': opt.port = atoi(optarg); break;
+		case 'u': opt.unix_path = optarg; break;
+		case 'U': opt.udp = true; break;
+		case '6': opt.v6only = true; break;
+		case 'S': opt.shutdown_after = atoi(optarg); break;
+		case 'I': opt.shutdown_id = atoi(optarg); break;
+		case 'c': opt.close_fds = true; break;
+		case 'o': opt.sockopts = true; break;
+		case 'g': opt.fd_games = true; break;
+		default: usage();
+		}
+	}
+	if (optind != argc || opt.count < 1 || opt.count > 64) {
+		usage();
+	}
+}
+
+/* Fills ss from --unix or --addr/--port; returns its length. */
+static socklen_t make_addr(struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (opt.unix_path != NULL) {
+		struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+
+		sun->sun_family = AF_UNIX;
+		snprintf(sun->sun_path, sizeof(sun->sun_path), "%s", opt.unix_path);
+		opt.family = AF_UNIX;
+		return sizeof(*sun);
+	}
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	if (inet_pton(AF_INET, opt.addr, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)opt.port);
+		opt.family = AF_INET;
+		return sizeof(*sin);
+	}
+	if (inet_pton(AF_INET6, opt.addr, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)opt.port);
+		opt.family = AF_INET6;
+		return sizeof(*sin6);
+	}
+	fprintf(stderr, "cz-server: bad address '%s'\n", opt.addr);
+	exit(2);
+}
+
+static void set_int(int fd, int level, int name, int value, const char *what)
+{
+	if (setsockopt(fd, level, name, &value, sizeof(value)) < 0) {
+		die(what);
+	}
+}
+
+static int get_int(int fd, int level, int name)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+
+	if (getsockopt(fd, level, name, &v, &len) < 0) {
+		return -1;
+	}
+	return v;
+}
+
+static void apply_sockopts(int fd)
+{
+	set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1, "setsockopt SO_REUSEADDR");
+	set_int(fd, SOL_SOCKET, SO_RCVBUF, RCVBUF_ASKED, "setsockopt SO_RCVBUF");
+	set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1, "setsockopt SO_KEEPALIVE");
+	if (opt.family != AF_UNIX) {
+		set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1, "setsockopt TCP_NODELAY");
+		set_int(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, DEFER_SECONDS,
+			"setsockopt TCP_DEFER_ACCEPT");
+	}
+}
+
+static void print_sockopts(int fd)
+{
+	printf("sockopt acceptconn=%d type=%d domain=%d protocol=%d reuseaddr=%d keepalive=%d\n",
+		get_int(fd, SOL_SOCKET, SO_ACCEPTCONN), get_int(fd, SOL_SOCKET, SO_TYPE),
+		get_int(fd, SOL_SOCKET, SO_DOMAIN), get_int(fd, SOL_SOCKET, SO_PROTOCOL),
+		get_int(fd, SOL_SOCKET, SO_REUSEADDR), get_int(fd, SOL_SOCKET, SO_KEEPALIVE));
+}
+
+static void print_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (opt.family == AF_UNIX) {
+		printf("unix %s\n", opt.unix_path);
+		return;
+	}
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+		die("getsockname");
+	}
+	if (ss.ss_family == AF_INET) {
+		printf("port %d\n", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	} else {
+		printf("port %d\n", ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+	}
+}
+
+/*
+ * Moves a bound socket through the fd juggling libuv and friends do:
+ * F_DUPFD_CLOEXEC, syscall(SYS_close), dup2 onto a reused number, dup3.
+ * If the shim loses track on the way, the final fd is not the bound socket.
+ */
+static int fd_games(int fd)
+{
+	int a = fcntl(fd, F_DUPFD_CLOEXEC, 64);
+
+	if (a < 0 || syscall(SYS_close, fd) < 0) {
+		die("fd-games F_DUPFD_CLOEXEC/SYS_close");
+	}
+	int reused = socket(AF_INET, SOCK_STREAM, 0);	/* likely takes fd's number */
+
+	if (reused < 0 || dup2(a, reused) != reused || syscall(SYS_close, a) < 0) {
+		die("fd-games dup2");
+	}
+	int b = dup3(reused, reused + 40, O_CLOEXEC);
+
+	if (b < 0 || close(reused) < 0) {
+		die("fd-games dup3");
+	}
+	return b;
+}
+
+static int make_listener(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = make_addr(&ss);
+	int fd = socket(opt.family, opt.udp ? SOCK_DGRAM : SOCK_STREAM, 0);
+
+	if (fd < 0) {
+		die("socket");
+	}
+	if (opt.v6only) {
+		set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1, "setsockopt IPV6_V6ONLY");
+	}
+	if (opt.sockopts) {
+		apply_sockopts(fd);
+	}
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
+		die("bind");
+	}
+	if (opt.fd_games) {
+		fd = fd_games(fd);
+	}
+	if (!opt.udp && listen(fd, 511) < 0) {
+		die("listen");
+	}
+	print_port(fd);
+	if (opt.sockopts) {
+		print_sockopts(fd);
+	}
+	return fd;
+}
+
+static void set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		die("fcntl O_NONBLOCK");
+	}
+}
+
+static bool same_inet_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family) {
+		return false;
+	}
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+
+	return x->sin6_port == y->sin6_port &&
+		memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+}
+
+/* What is wrong with the accepted socket, or NULL. */
+static const char *check_conn(int fd, int flags, const struct sockaddr_storage *peer,
+	socklen_t peerlen)
+{
+	bool nonblock = (fcntl(fd, F_GETFL) & O_NONBLOCK) != 0;
+	bool cloexec = (fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0;
+
+	if (nonblock != ((flags & SOCK_NONBLOCK) != 0) || cloexec != ((flags & SOCK_CLOEXEC) != 0)) {
+		return "bad-flags";
+	}
+	if (peer->ss_family != opt.family || peerlen < sizeof(sa_family_t)) {
+		return "bad-peer";
+	}
+	if (opt.family != AF_UNIX) {
+		struct sockaddr_storage real;
+		socklen_t len = sizeof(real);
+
+		if (getpeername(fd, (struct sockaddr *)&real, &len) < 0 || len != peerlen ||
+			!same_inet_addr(&real, peer)) {
+			return "bad-peer";
+		}
+	}
+	if (opt.sockopts && (get_int(fd, SOL_SOCKET, SO_KEEPALIVE) != 1 ||
+		get_int(fd, SOL_SOCKET, SO_RCVBUF) < RCVBUF_ASKED ||
+		(opt.family != AF_UNIX && get_int(fd, IPPROTO_TCP, TCP_NODELAY) != 1))) {
+		return "bad-opts";
+	}
+	return NULL;
+}
+
+/*
+ * Reads what the client already sent (TCP_DEFER_ACCEPT clients send a byte),
+ * so that close() sends a FIN rather than a RST.  Never waits for the client:
+ * a test may hold many connections open and read them in any order.
+ */
+static void drain(int fd)
+{
+	char buf[256];
+
+	while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0) {
+	}
+}
+
+static void serve(int fd, int flags, const struct sockaddr_storage *peer, socklen_t peerlen)
+{
+	const char *bad = check_conn(fd, flags, peer, peerlen);
+	char msg[64];
+	int n;
+
+	if (bad != NULL) {
+		n = snprintf(msg, sizeof(msg), "%d %s\n", (int)getpid(), bad);
+	} else {
+		n = snprintf(msg, sizeof(msg), "%d\n", (int)getpid());
+	}
+	if (send(fd, msg, (size_t)n, MSG_NOSIGNAL) == n) {
+		drain(fd);
+		shutdown(fd, SHUT_WR);
+	}
+	close(fd);
+}
+
+static bool shutdown_due(void)
+{
+	const char *id = getenv("CLUSTERIZE_WORKER_ID");
+
+	if (opt.shutdown_after <= 0 || served < opt.shutdown_after) {
+		return false;
+	}
+	return opt.shutdown_id < 0 || (id != NULL && atoi(id) == opt.shutdown_id);
+}
+
+/* --shutdown-after: stop accepting for good, but stay alive. */
+static void maybe_shutdown(int lfd)
+{
+	if (!shutdown_due()) {
+		return;
+	}
+	if (shutdown(lfd, SHUT_RDWR) < 0) {
+		printf("shutdown-error %s\n", strerror(errno));
+	}
+	printf("shutdown %d\n", (int)getpid());
+	for (;;) {
+		pause();
+	}
+}
+
+/* Accepts one connection and serves it; returns -errno if accept failed. */
+static int accept_one(int lfd, int flags, bool use_accept4)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	int fd;
+
+	memset(&peer, 0, sizeof(peer));
+	if (use_accept4) {
+		fd = accept4(lfd, (struct sockaddr *)&peer, &len, flags);
+	} else {
+		fd = accept(lfd, (struct sockaddr *)&peer, &len);
+	}
+	if (fd < 0) {
+		return -errno;
+	}
+	serve(fd, flags, &peer, len);
+	served++;
+	maybe_shutdown(lfd);
+	return 0;
+}
+
+static void accept_error(int err)
+{
+	if (err >= 0 || err == -EAGAIN || err == -EINTR || err == -ECONNABORTED) {
+		return;
+	}
+	errno = -err;
+	die("accept");
+}
+
+static void run_blocking(int lfd)
+{
+	for (;;) {
+		int r = accept_one(lfd, 0, false);
+
+		if (r < 0) {
+			accept_error(r);
+		}
+	}
+}
+
+static void run_epoll(int lfd, bool edge)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN | (edge ? EPOLLET : 0), .data.fd = lfd };
+
+	set_nonblock(lfd);
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) < 0) {
+		die("epoll");
+	}
+	for (;;) {
+		int n = epoll_wait(ep, &ev, 1, -1);
+
+		if (n < 0 && errno != EINTR) {
+			die("epoll_wait");
+		}
+		if (n <= 0) {
+			continue;
+		}
+		if (!edge) {
+			/* Level-triggered: one accept per wake-up, the rest wakes us again. */
+			accept_error(accept_one(lfd, SOCK_CLOEXEC, true));
+			continue;
+		}
+		int r;
+
+		while ((r = accept_one(lfd, SOCK_NONBLOCK | SOCK_CLOEXEC, true)) == 0) {
+		}
+		accept_error(r);
+	}
+}
+
+static void run_poll(int lfd)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+
+	set_nonblock(lfd);
+	for (;;) {
+		int n = poll(&p, 1, -1);
+
+		if (n < 0 && errno != EINTR) {
+			die("poll");
+		}
+		if (n > 0) {
+			accept_error(accept_one(lfd, 0, false));
+		}
+	}
+}
+
+static void run_select(int lfd)
+{
+	if (lfd >= FD_SETSIZE) {
+		fprintf(stderr, "cz-server: fd %d too large for select\n", lfd);
+		exit(1);
+	}
+	set_nonblock(lfd);
+	for (;;) {
+		fd_set rd;
+
+		FD_ZERO(&rd);
+		FD_SET(lfd, &rd);
+		int n = select(lfd + 1, &rd, NULL, NULL, NULL);
+
+		if (n < 0 && errno != EINTR) {
+			die("select");
+		}
+		if (n > 0 && FD_ISSET(lfd, &rd)) {
+			accept_error(accept_one(lfd, SOCK_NONBLOCK, true));
+		}
+	}
+}
+
+static void *thread_main(void *arg)
+{
+	int lfd = *(int *)arg;
+
+	for (;;) {
+		struct sockaddr_storage peer;
+		socklen_t len = sizeof(peer);
+		int fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			accept_error(-errno);
+			continue;
+		}
+		serve(fd, SOCK_CLOEXEC, &peer, len);
+	}
+	return NULL;
+}
+
+static void run_threads(int lfd)
+{
+	static int fd;
+	pthread_t t;
+
+	fd = lfd;
+	for (int i = 0; i < opt.count; i++) {
+		int err = pthread_create(&t, NULL, thread_main, &fd);
+
+		if (err != 0) {
+			errno = err;
+			die("pthread_create");
+		}
+	}
+	for (;;) {
+		pause();
+	}
+}
+
+static void run_prefork(int lfd)
+{
+	pid_t parent = getpid();
+
+	for (int i = 0; i < opt.count; i++) {
+		pid_t pid = fork();
+
+		if (pid < 0) {
+			die("fork");
+		}
+		if (pid == 0) {
+			/* Children must not outlive the worker that forked them. */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() != parent) {
+				_exit(1);
+			}
+			run_blocking(lfd);
+		}
+	}
+	for (;;) {
+		int status;
+		pid_t pid = wait(&status);
+
+		if (pid < 0 && errno != EINTR) {
+			die("wait");
+		}
+		if (pid > 0) {
+			fprintf(stderr, "cz-server: child %d died\n", (int)pid);
+			exit(1);
+		}
+	}
+}
+
+static void run_udp(int fd)
+{
+	for (;;) {
+		struct sockaddr_storage peer;
+		socklen_t len = sizeof(peer);
+		char buf[512], msg[32];
+		ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&peer, &len);
+
+		if (n < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			die("recvfrom");
+		}
+		int m = snprintf(msg, sizeof(msg), "%d\n", (int)getpid());
+
+		sendto(fd, msg, (size_t)m, 0, (struct sockaddr *)&peer, len);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	parse_args(argc, argv);
+	/* Like daemons that close every inherited fd: the shim's own must survive. */
+	if (opt.close_fds && close_range(3, ~0U, 0) < 0) {
+		die("close_range");
+	}
+	int lfd = make_listener();
+
+	if (opt.udp) {
+		run_udp(lfd);
+	}
+	switch (opt.style) {
+	case BLOCKING: run_blocking(lfd); break;
+	case EPOLL_ET: run_epoll(lfd, true); break;
+	case EPOLL_LT: run_epoll(lfd, false); break;
+	case POLL: run_poll(lfd); break;
+	case SELECT: run_select(lfd); break;
+	case THREADS: run_threads(lfd); break;
+	case PREFORK: run_prefork(lfd); break;
+	}
+	return 0;
+}
