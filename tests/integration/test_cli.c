@@ -1,0 +1,208 @@
+/*
+ * The command line: usage errors exit 2 with one "clusterize:" line and fork
+ * nothing; commands that cannot run exit 127/126 without retrying; --help and
+ * --version; the command's own options are left to the command.
+ */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "czt.h"
+
+TestSuite(cli, .init = czt_setup, .fini = czt_teardown, .timeout = 60);
+
+struct usage_case {
+	char args[4][24];	/* launcher arguments before the command; "" ends */
+	char env[64];		/* one NAME=value, or "" */
+	char mention[48];	/* the message names this */
+	bool command;		/* append "-- true" */
+};
+
+ParameterizedTestParameters(cli, usage_errors_exit_2)
+{
+	static struct usage_case cases[] = {
+		{ { "-w", "0" }, "", "0", true },
+		{ { "-w", "abc" }, "", "abc", true },
+		{ { "-w", "1025" }, "", "1025", true },
+		{ { "-w", "-3" }, "", "-3", true },
+		{ { "--workers=2x" }, "", "2x", true },
+		{ { "-s", "bogus" }, "", "bogus", true },
+		{ { "--bogus-option" }, "", "bogus-option", true },
+		{ { "-w", "2" }, "", "command", false },
+		{ { "" }, "", "command", false },
+		{ { "-w" }, "", "-w", false },
+		{ { "-g", "soon" }, "", "soon", true },
+		{ { "" }, "NODE_CLUSTER_SCHED_POLICY=bogus", "bogus", true },
+		{ { "" }, "NODE_CLUSTER_SCHED_POLICY=roundrobin", "roundrobin", true },
+	};
+
+	return cr_make_param_array(struct usage_case, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct usage_case *uc, cli, usage_errors_exit_2)
+{
+	const char *argv[12];
+	const char *env[] = { uc->env[0] != '\0' ? uc->env : NULL, NULL };
+	int n = 0;
+
+	argv[n++] = czt_launcher();
+	for (int i = 0; i < 4 && uc->args[i][0] != '\0'; i++) {
+		argv[n++] = uc->args[i];
+	}
+	if (uc->command) {
+		argv[n++] = "--";
+		argv[n++] = "true";
+	}
+	argv[n] = NULL;
+	struct czt_proc *p = czt_spawn(argv, env);
+	int status = czt_wait_exit(p, 10000);
+
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2,
+		"%s %s: exit status 2 expected, got 0x%x", uc->args[0], uc->env, status);
+	char *err = czt_read(p, CZT_ERR);
+
+	cr_expect(strncmp(err, "clusterize: ", 12) == 0, "message starts with 'clusterize: ': %s",
+		err);
+	cr_expect(strstr(err, uc->mention) != NULL, "message names '%s': %s", uc->mention, err);
+	cr_expect_eq(czt_count(p, CZT_ERR, " forked"), 0, "nothing forked on a usage error: %s",
+		err);
+	free(err);
+}
+
+Test(cli, bad_policy_message_is_exact)
+{
+	const char *argv[] = { czt_launcher(), "--", "true", NULL };
+	const char *env[] = { "NODE_CLUSTER_SCHED_POLICY=bogus", NULL };
+	struct czt_proc *p = czt_spawn(argv, env);
+	int status = czt_wait_exit(p, 10000);
+
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "exit 2, got 0x%x", status);
+	cr_expect_eq(czt_count(p, CZT_ERR, "clusterize: invalid scheduling policy 'bogus' in "
+		"NODE_CLUSTER_SCHED_POLICY: expected rr or none"), 1,
+		"the one-line policy error of the plan");
+}
+
+Test(cli, help_exits_0_and_lists_options)
+{
+	const char *argv[] = { czt_launcher(), "--help", NULL };
+	struct czt_proc *p = czt_spawn(argv, NULL);
+	int status = czt_wait_exit(p, 10000);
+
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "--help exits 0, got 0x%x",
+		status);
+	char *out = czt_read(p, CZT_OUT);
+
+	cr_expect(strstr(out, "--workers") != NULL && strstr(out, "--sched") != NULL &&
+		strstr(out, "--grace") != NULL, "--help on stdout lists the options: %s", out);
+	free(out);
+}
+
+Test(cli, version_prints_project_version)
+{
+	const char *argv[] = { czt_launcher(), "-V", NULL };
+	struct czt_proc *p = czt_spawn(argv, NULL);
+	int status = czt_wait_exit(p, 10000);
+
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "-V exits 0, got 0x%x", status);
+	char *out = czt_read(p, CZT_OUT);
+
+	cr_expect(strstr(out, CZ_PROJECT_VERSION) != NULL, "-V prints %s: %s",
+		CZ_PROJECT_VERSION, out);
+	free(out);
+}
+
+static void expect_cannot_execute(const char *cmd, int code, int err)
+{
+	const char *argv[] = { czt_launcher(), "-w", "3", "--", cmd, NULL };
+	struct czt_proc *p = czt_spawn(argv, NULL);
+	int status = czt_wait_exit(p, 15000);
+	char line[512];
+
+	cr_assert_neq(status, -1, "'%s' that cannot run ends the launcher by itself", cmd);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == code, "'%s': exit %d, got 0x%x",
+		cmd, code, status);
+	snprintf(line, sizeof(line), "clusterize: cannot execute '%s': %s", cmd, strerror(err));
+	cr_expect_geq(czt_count(p, CZT_ERR, line), 1, "stderr has \"%s\"", line);
+	cr_expect_eq(czt_count(p, CZT_ERR, "giving up"), 0, "no crash loop for '%s'", cmd);
+	cr_expect_leq(czt_count(p, CZT_ERR, " forked"), 3, "no retries for '%s'", cmd);
+}
+
+Test(cli, missing_command_exits_127)
+{
+	expect_cannot_execute("cz-no-such-command", 127, ENOENT);
+}
+
+Test(cli, missing_path_exits_127)
+{
+	expect_cannot_execute("/nonexistent/cz-no-such-command", 127, ENOENT);
+}
+
+Test(cli, non_executable_exits_126)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/not-executable", czt_tmpdir());
+	int fd = open(path, O_WRONLY | O_CREAT, 0644);
+
+	cr_assert_geq(fd, 0, "create %s", path);
+	cr_assert_eq(write(fd, "#!/bin/sh\n", 10), 10);
+	close(fd);
+	expect_cannot_execute(path, 126, EACCES);
+}
+
+Test(cli, options_after_command_belong_to_it)
+{
+	/* No "--": the launcher must stop at the command and leave --port to it. */
+	const char *argv[] = { czt_launcher(), "-w", "1", czt_server(), "--style", "poll",
+		"--port", "0", NULL };
+	struct czt_proc *p = czt_spawn(argv, (const char *[]){ czt_asan_options(), NULL });
+
+	cr_assert_geq(czt_wait_line(p, CZT_OUT, "port ", 1, 20000), 1,
+		"the server got its own options and reported its port");
+	int port;
+
+	cr_assert_eq(czt_reported_ports(p, &port, 1), 1);
+	struct czt_addr a;
+
+	czt_addr_tcp(&a, "127.0.0.1", port);
+	pid_t pid = czt_ask(&a, 10000);
+
+	cr_expect_gt(pid, 0, "the server answers on the port it reported (%d)", port);
+	czt_stop(p);
+}
+
+Test(cli, quiet_hides_info_lines)
+{
+	const char *argv[] = { czt_launcher(), "-q", "-w", "2", "--", czt_server(), NULL };
+	struct czt_proc *p = czt_spawn(argv, (const char *[]){ czt_asan_options(), NULL });
+
+	cr_assert_geq(czt_wait_line(p, CZT_OUT, "port ", 2, 20000), 2, "both workers listen");
+	cr_expect_eq(czt_count(p, CZT_ERR, "clusterize: worker"), 0,
+		"-q: no forked/online/listening lines");
+	int status = czt_stop(p);
+
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "-q run stops with 0 (0x%x)",
+		status);
+}
+
+Test(cli, policy_env_is_case_insensitive)
+{
+	struct czt_cluster c;
+	const char *cmd[] = { czt_server(), NULL };
+	const char *env[] = { "NODE_CLUSTER_SCHED_POLICY=NONE", NULL };
+
+	czt_cluster_start_argv(&c, 2, NULL, cmd, env);
+	struct czt_addr a;
+
+	czt_addr_tcp(&a, "127.0.0.1", c.port);
+	cr_expect_gt(czt_ask(&a, 10000), 0, "NODE_CLUSTER_SCHED_POLICY=NONE serves");
+	int status = czt_stop(c.proc);
+
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "stops with 0 (0x%x)", status);
+}

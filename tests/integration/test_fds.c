@@ -1,0 +1,59 @@
+/*
+ * The shim's fd table follows the app: a server that closes every inherited
+ * fd at start (close_range(3, ~0U, 0)) keeps its control connection, and a
+ * listener moved through F_DUPFD_CLOEXEC, syscall(SYS_close), dup2 and dup3
+ * (as libuv does) is still the shared one.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "czt.h"
+
+#define CONNS 20
+
+TestSuite(fds, .init = czt_setup, .fini = czt_teardown, .timeout = 90);
+
+static void check_serves(const char *sched, const char *flag)
+{
+	struct czt_cluster c;
+	struct czt_addr a;
+	pid_t pids[CONNS], uniq[CONNS];
+	int counts[CONNS];
+
+	czt_cluster_start(&c, 2, sched, flag, "--style", "epoll-et", NULL);
+	cr_expect_eq(c.w[1].port, c.port, "%s: both workers listen on one port", flag);
+	czt_addr_tcp(&a, "127.0.0.1", c.port);
+	int answered = czt_ask_many(&a, CONNS, 4, pids, 20000);
+
+	cr_expect_eq(answered, CONNS, "%s/%s: %d of %d answered (%s)", flag, sched, answered,
+		CONNS, czt_last_bad());
+	int distinct = czt_tally(pids, CONNS, uniq, counts, CONNS);
+
+	for (int i = 0; i < distinct; i++) {
+		cr_expect(czt_cluster_owns(&c, uniq[i]), "pid %d is a worker", (int)uniq[i]);
+	}
+	if (strcmp(sched, "rr") == 0) {
+		cr_expect_eq(distinct, 2, "%s/rr: both workers serve", flag);
+	}
+	czt_stop(c.proc);
+}
+
+Test(fds, close_range_at_start_rr)
+{
+	check_serves("rr", "--close-fds");
+}
+
+Test(fds, close_range_at_start_none)
+{
+	check_serves("none", "--close-fds");
+}
+
+Test(fds, dup_and_syscall_close_rr)
+{
+	check_serves("rr", "--fd-games");
+}
+
+Test(fds, dup_and_syscall_close_none)
+{
+	check_serves("none", "--fd-games");
+}

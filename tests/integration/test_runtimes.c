@@ -1,0 +1,114 @@
+/*
+ * Real runtimes, unmodified: python3 -m http.server and a plain node http
+ * server (also started through a shell wrapper) serve under both policies.
+ * Skipped only when the runtime is not installed.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "czt.h"
+
+#define REQUESTS 10
+
+TestSuite(runtimes, .init = czt_setup, .fini = czt_teardown, .timeout = 90);
+
+static const char *need(const char *name)
+{
+	const char *path = czt_which(name);
+
+	if (path == NULL) {
+		cr_skip_test("%s is not installed", name);
+	}
+	return strdup(path);
+}
+
+static void check_python(const char *sched)
+{
+	struct czt_cluster c;
+	const char *python = need("python3");
+	const char *largs[] = { "-s", sched, NULL };
+	const char *cmd[] = { python, "-m", "http.server", "0", "--bind", "127.0.0.1",
+		"--directory", czt_tmpdir(), NULL };
+	const char *env[] = { "PYTHONUNBUFFERED=1", NULL };
+
+	czt_cluster_start_argv(&c, 2, largs, cmd, env);
+	cr_assert_gt(c.port, 0, "python listens on a TCP port: %s", c.w[0].what);
+	cr_expect_eq(c.w[1].port, c.port, "both python workers share the port");
+	for (int i = 0; i < REQUESTS; i++) {
+		int status = czt_http_get("127.0.0.1", c.port, "/", NULL, 0, 10000);
+
+		cr_expect_eq(status, 200, "python/%s: GET %d gave %d", sched, i, status);
+	}
+	cr_expect_geq(czt_count(c.proc, CZT_OUT, "Serving HTTP on 127.0.0.1 port"), 2,
+		"each python worker believes it serves");
+	int status = czt_stop(c.proc);
+
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "python: exit 0 (0x%x)",
+		status);
+}
+
+Test(runtimes, python_http_server_rr)
+{
+	check_python("rr");
+}
+
+Test(runtimes, python_http_server_none)
+{
+	check_python("none");
+}
+
+static void check_node(const char *sched, bool wrapped)
+{
+	struct czt_cluster c;
+	const char *node = need("node");
+	const char *js = czt_source("tests/servers/http.js");
+	const char *largs[] = { "-s", sched, NULL };
+	char script[1024];
+	pid_t pids[REQUESTS], uniq[REQUESTS];
+	int counts[REQUESTS];
+
+	snprintf(script, sizeof(script), "exec '%s' '%s' 0", node, js);
+	const char *direct[] = { node, js, "0", NULL };
+	const char *shell[] = { "/bin/sh", "-c", script, NULL };
+
+	czt_cluster_start_argv(&c, 2, largs, wrapped ? shell : direct, NULL);
+	cr_assert_gt(c.port, 0, "node listens on a TCP port: %s", c.w[0].what);
+	for (int i = 0; i < REQUESTS; i++) {
+		char body[64] = "";
+		int status = czt_http_get("127.0.0.1", c.port, "/", body, sizeof(body), 10000);
+
+		pids[i] = atoi(body);
+		cr_expect_eq(status, 200, "node/%s: GET %d gave %d", sched, i, status);
+		cr_expect(czt_cluster_owns(&c, pids[i]), "node/%s: answered by worker pid %d", sched,
+			(int)pids[i]);
+	}
+	if (strcmp(sched, "rr") == 0) {
+		cr_expect_eq(czt_tally(pids, REQUESTS, uniq, counts, REQUESTS), 2,
+			"node/rr: both workers answer");
+	}
+	int status = czt_stop(c.proc);
+
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "node: exit 0 (0x%x)", status);
+}
+
+Test(runtimes, node_http_server_rr)
+{
+	check_node("rr", false);
+}
+
+Test(runtimes, node_http_server_none)
+{
+	check_node("none", false);
+}
+
+Test(runtimes, node_through_sh_wrapper_rr)
+{
+	check_node("rr", true);
+}
+
+Test(runtimes, node_through_sh_wrapper_none)
+{
+	check_node("none", true);
+}

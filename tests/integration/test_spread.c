@@ -1,0 +1,90 @@
+/*
+ * rr hands new connections out round-robin: 400 connections over 4 workers
+ * give each worker between 15% and 35%.  none: the kernel picks, and every
+ * request is still served by a worker.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "czt.h"
+
+#define WORKERS 4
+#define CONNS 400
+
+TestSuite(spread, .init = czt_setup, .fini = czt_teardown, .timeout = 120);
+
+/* Runs CONNS connections; fills counts[] per worker index; returns answered. */
+static int run_clients(const struct czt_cluster *c, int counts[WORKERS])
+{
+	static pid_t pids[CONNS];
+	struct czt_addr a;
+
+	czt_addr_tcp(&a, "127.0.0.1", c->port);
+	int answered = czt_ask_many(&a, CONNS, 8, pids, 60000);
+
+	memset(counts, 0, sizeof(int) * WORKERS);
+	for (int i = 0; i < CONNS; i++) {
+		int w = pids[i] > 0 ? czt_cluster_worker_of(c, pids[i]) : -1;
+
+		cr_expect(pids[i] <= 0 || w >= 0, "connection %d answered by pid %d, not a worker",
+			i, (int)pids[i]);
+		if (w >= 0 && w < WORKERS) {
+			counts[w]++;
+		}
+	}
+	return answered;
+}
+
+Test(spread, rr_each_worker_gets_15_to_35_percent)
+{
+	struct czt_cluster c;
+	int counts[WORKERS];
+
+	czt_cluster_start(&c, WORKERS, "rr", "--style", "blocking", NULL);
+	int answered = run_clients(&c, counts);
+
+	cr_assert_eq(answered, CONNS, "rr: %d of %d connections answered (%s)", answered,
+		CONNS, czt_last_bad());
+	for (int w = 0; w < WORKERS; w++) {
+		cr_expect(counts[w] >= CONNS * 15 / 100 && counts[w] <= CONNS * 35 / 100,
+			"rr: worker %d (pid %d) served %d of %d connections, expected 15%%..35%%",
+			c.w[w].id, (int)c.w[w].pid, counts[w], CONNS);
+	}
+	czt_stop(c.proc);
+}
+
+Test(spread, rr_spreads_for_epoll_servers_too)
+{
+	struct czt_cluster c;
+	int counts[WORKERS];
+
+	czt_cluster_start(&c, WORKERS, "rr", "--style", "epoll-et", NULL);
+	int answered = run_clients(&c, counts);
+
+	cr_assert_eq(answered, CONNS, "rr/epoll-et: %d of %d connections answered (%s)",
+		answered, CONNS, czt_last_bad());
+	for (int w = 0; w < WORKERS; w++) {
+		cr_expect(counts[w] >= CONNS * 15 / 100 && counts[w] <= CONNS * 35 / 100,
+			"rr/epoll-et: worker %d served %d of %d connections, expected 15%%..35%%",
+			c.w[w].id, counts[w], CONNS);
+	}
+	czt_stop(c.proc);
+}
+
+Test(spread, none_serves_every_request)
+{
+	struct czt_cluster c;
+	int counts[WORKERS];
+
+	czt_cluster_start(&c, WORKERS, "none", "--style", "blocking", NULL);
+	int answered = run_clients(&c, counts);
+	int total = 0;
+
+	for (int w = 0; w < WORKERS; w++) {
+		total += counts[w];
+	}
+	cr_expect_eq(answered, CONNS, "none: %d of %d connections answered (%s)", answered,
+		CONNS, czt_last_bad());
+	cr_expect_eq(total, CONNS, "none: %d of %d answers came from the workers", total, CONNS);
+	czt_stop(c.proc);
+}
