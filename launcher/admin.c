@@ -1,16 +1,11 @@
 /*
- * The operator's control socket (admin.h): the server that runs on the
- * launcher's loop, and the client behind `clusterize status|reload|scale|
- * stop`.  One request line per connection, one answer, then close.
+ * The operator's control socket (admin.h), the server side: it runs on the
+ * launcher's loop.  One request line per connection, one answer, then
+ * close.  The client is admin_client.c; the status answer, admin_fmt.c.
  */
-#include "admin.h"
+#include "admin_int.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <limits.h>
-#include <math.h>
-#include <poll.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,9 +19,6 @@
 
 #define REQUEST_MAX 256           /* bytes, newline included */
 #define REQUEST_TIMEOUT_MS 2000   /* idle, while reading the request */
-#define ANSWER_TIMEOUT_MS 5000    /* to write the answer; the client's wait */
-#define ANSWER_MAX (64u << 20)    /* the client gives up on anything bigger */
-#define SUN_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
 
 struct client {
 	uv_pipe_t pipe;
@@ -51,230 +43,11 @@ struct cz_admin {
 	bool own_dir;  /* the default directory: removed when empty */
 	dev_t dev;
 	ino_t ino;
-	char path[SUN_PATH_MAX];
-	char dir[SUN_PATH_MAX];
+	char path[CZ_ADMIN_PATH_MAX];
+	char dir[CZ_ADMIN_PATH_MAX];
 };
-
-/* --- a growing string ------------------------------------------------------ */
-
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void sb_grow(struct sbuf *b, size_t need)
-{
-	size_t cap = b->cap != 0 ? b->cap : 1024;
-	char *p;
-
-	if (b->oom || b->len + need + 1 <= b->cap) {
-		return;
-	}
-	while (cap < b->len + need + 1) {
-		cap *= 2;
-	}
-	p = realloc(b->p, cap);
-	if (p == NULL) {
-		b->oom = true;
-		return;
-	}
-	b->p = p;
-	b->cap = cap;
-}
-
-static void sb_add(struct sbuf *b, const char *s, size_t n)
-{
-	sb_grow(b, n);
-	if (b->oom) {
-		return;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-__attribute__((format(printf, 2, 3)))
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		b->oom = true;
-		return;
-	}
-	sb_grow(b, (size_t)n);
-	if (b->oom) {
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
-
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	size_t len, i;
-	unsigned c = s[0];
-	unsigned long cp;
-
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2, cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3, cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4, cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n) {
-		return 0;
-	}
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80) {
-			return 0;
-		}
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	/* Overlong forms, surrogates and beyond U+10FFFF are not UTF-8. */
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) {
-		return 0;
-	}
-	return len;
-}
-
-/* A JSON string; bytes that are not UTF-8 (argv can hold any) become
- * U+FFFD so the document stays valid. */
-static void sb_json_str(struct sbuf *b, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)(s != NULL ? s : "");
-	size_t n = strlen((const char *)p);
-
-	sb_add(b, "\"", 1);
-	while (n > 0) {
-		size_t k;
-
-		if (*p == '"' || *p == '\\') {
-			sb_printf(b, "\\%c", *p);
-			k = 1;
-		} else if (*p < 0x20 || *p == 0x7f) {
-			sb_printf(b, "\\u%04x", *p);
-			k = 1;
-		} else if (*p < 0x80) {
-			sb_add(b, (const char *)p, 1);
-			k = 1;
-		} else if ((k = utf8_len(p, n)) > 0) {
-			sb_add(b, (const char *)p, k);
-		} else {
-			sb_add(b, "\\ufffd", 6);
-			k = 1;
-		}
-		p += k;
-		n -= k;
-	}
-	sb_add(b, "\"", 1);
-}
 
 /* --- the status answer ---------------------------------------------------- */
-
-static void format_uptime(double s, char *buf, size_t len)
-{
-	unsigned long t = isfinite(s) && s > 0 ? (unsigned long)s : 0;
-
-	if (t < 60) {
-		snprintf(buf, len, "%lus", t);
-	} else if (t < 3600) {
-		snprintf(buf, len, "%lum%02lus", t / 60, t % 60);
-	} else if (t < 86400) {
-		snprintf(buf, len, "%luh%02lum", t / 3600, t % 3600 / 60);
-	} else {
-		snprintf(buf, len, "%lud%02luh", t / 86400, t % 86400 / 3600);
-	}
-}
-
-static const char *str_or(const char *s, const char *dflt)
-{
-	return s != NULL ? s : dflt;
-}
-
-static void status_text(struct sbuf *b, const struct cz_admin_summary *s,
-	const struct cz_admin_worker *rows, size_t n)
-{
-	sb_printf(b, "clusterize %d: %s, %s, %s, %u workers wanted\n", s->pid,
-		str_or(s->command, "?"), str_or(s->sched, "?"), str_or(s->state, "?"),
-		s->wanted);
-	sb_printf(b, "%-4s %-8s %-10s %-7s %-8s %-8s %s\n", "ID", "PID",
-		"STATE", "UPTIME", "RESTARTS", "CONNS", "ADDRESSES");
-	for (size_t i = 0; i < n; i++) {
-		const struct cz_admin_worker *w = &rows[i];
-		char up[32];
-
-		format_uptime(w->uptime, up, sizeof(up));
-		sb_printf(b, "%-4u %-8d %-10s %-7s %-8u %-8llu %.*s\n", w->id,
-			w->pid, str_or(w->state, "?"), up, w->restarts,
-			(unsigned long long)w->conns, (int)sizeof(w->addrs),
-			w->addrs[0] != '\0' ? w->addrs : "-");
-	}
-}
-
-/* "a, b" -> ["a","b"] */
-static void json_addrs(struct sbuf *b, const char *addrs, size_t max)
-{
-	char tmp[CZ_ADMIN_ADDRS_MAX + 1];
-	char *p = tmp, *sep;
-	bool first = true;
-
-	snprintf(tmp, sizeof(tmp), "%.*s", (int)max, addrs);
-	sb_add(b, "[", 1);
-	while (*p != '\0') {
-		sep = strstr(p, ", ");
-		if (sep != NULL) {
-			*sep = '\0';
-		}
-		if (*p != '\0') {
-			sb_add(b, first ? "" : ",", first ? 0 : 1);
-			sb_json_str(b, p);
-			first = false;
-		}
-		if (sep == NULL) {
-			break;
-		}
-		p = sep + 2;
-	}
-	sb_add(b, "]", 1);
-}
-
-static void status_json(struct sbuf *b, const struct cz_admin_summary *s,
-	const struct cz_admin_worker *rows, size_t n)
-{
-	sb_printf(b, "{\"pid\":%d,\"command\":", s->pid);
-	sb_json_str(b, s->command);
-	sb_add(b, ",\"sched\":", 9);
-	sb_json_str(b, s->sched);
-	sb_add(b, ",\"state\":", 9);
-	sb_json_str(b, s->state);
-	sb_printf(b, ",\"wanted\":%u,\"workers\":[", s->wanted);
-	for (size_t i = 0; i < n; i++) {
-		const struct cz_admin_worker *w = &rows[i];
-
-		sb_printf(b, "%s{\"id\":%u,\"pid\":%d,\"state\":", i > 0 ? "," : "",
-			w->id, w->pid);
-		sb_json_str(b, w->state);
-		sb_printf(b, ",\"uptime\":%.3f,\"restarts\":%u,\"conns\":%llu,"
-			"\"addresses\":", isfinite(w->uptime) && w->uptime > 0 ?
-			w->uptime : 0.0, w->restarts, (unsigned long long)w->conns);
-		json_addrs(b, w->addrs, sizeof(w->addrs));
-		sb_add(b, "}", 1);
-	}
-	sb_add(b, "]}\n", 3);
-}
 
 /* Asks for the rows until the buffer holds them all (workers come and go
  * between calls only on the loop, so the second call settles it). */
@@ -305,7 +78,7 @@ static size_t fetch_rows(const struct cz_admin_ops *ops,
 }
 
 static void answer_status(const struct cz_admin_ops *ops, bool json,
-	struct sbuf *b)
+	struct cz_admin_buf *b)
 {
 	struct cz_admin_summary s = { .pid = (int)getpid() };
 	struct cz_admin_worker *rows = NULL;
@@ -317,35 +90,32 @@ static void answer_status(const struct cz_admin_ops *ops, bool json,
 	if (ops->status != NULL) {
 		n = fetch_rows(ops, &rows);
 	}
-	sb_add(b, "ok\n", 3);
-	if (json) {
-		status_json(b, &s, rows, n);
-	} else {
-		status_text(b, &s, rows, n);
-	}
+	cz_admin_buf_add(b, "ok\n", 3);
+	cz_admin_format_status(b, &s, rows, n, json);
 	free(rows);
 }
 
 /* --- requests ------------------------------------------------------------- */
 
 /* One line on the wire: a message must not break the answer's framing. */
-static void sb_error(struct sbuf *b, const char *msg)
+static void sb_error(struct cz_admin_buf *b, const char *msg)
 {
-	sb_add(b, "error: ", 7);
+	cz_admin_buf_add(b, "error: ", 7);
 	for (const char *p = msg; *p != '\0'; p++) {
 		char c = (unsigned char)*p < 0x20 ? ' ' : *p;
 
-		sb_add(b, &c, 1);
+		cz_admin_buf_add(b, &c, 1);
 	}
-	sb_add(b, "\n", 1);
+	cz_admin_buf_add(b, "\n", 1);
 }
 
-static void answer_op(struct sbuf *b, int rc, const char *err, const char *op)
+static void answer_op(struct cz_admin_buf *b, int rc, const char *err,
+	const char *op)
 {
 	char msg[320];
 
 	if (rc == 0) {
-		sb_add(b, "ok\n", 3);
+		cz_admin_buf_add(b, "ok\n", 3);
 		return;
 	}
 	if (err[0] != '\0') {
@@ -382,7 +152,7 @@ static int parse_count(const char *s, unsigned *n)
 
 /* Runs the request in `req` (no newline) and writes the answer into b. */
 static void handle_request(const struct cz_admin_ops *ops, const char *req,
-	struct sbuf *b)
+	struct cz_admin_buf *b)
 {
 	char err[256] = "";
 	char msg[REQUEST_MAX + 64];
@@ -472,7 +242,7 @@ static void on_written(uv_write_t *wr, int status)
 
 static void client_answer(struct client *k)
 {
-	struct sbuf b = { 0 };
+	struct cz_admin_buf b = { 0 };
 	uv_buf_t buf;
 
 	k->line[k->len] = '\0';
@@ -482,8 +252,8 @@ static void client_answer(struct client *k)
 	handle_request(&k->a->ops, k->line, &b);
 	if (b.oom) {
 		free(b.p);
-		b = (struct sbuf){ 0 };
-		sb_add(&b, "error: out of memory\n", 21);
+		b = (struct cz_admin_buf){ 0 };
+		cz_admin_buf_add(&b, "error: out of memory\n", 21);
 	}
 	if (b.oom) {
 		k->answering = false;
@@ -493,7 +263,8 @@ static void client_answer(struct client *k)
 	k->answer = b.p;
 	buf = uv_buf_init(b.p, (unsigned)b.len);
 	k->wr.data = k;
-	uv_timer_start(&k->timer, on_client_timeout, ANSWER_TIMEOUT_MS, 0);
+	uv_timer_start(&k->timer, on_client_timeout,
+		CZ_ADMIN_ANSWER_TIMEOUT_MS, 0);
 	if (uv_write(&k->wr, (uv_stream_t *)&k->pipe, &buf, 1, on_written) < 0) {
 		k->answering = false;
 		client_close(k);
@@ -614,8 +385,7 @@ static const char *runtime_dir(void)
 	return x;
 }
 
-/* The directory the default sockets live in. */
-static int default_dir(char *buf, size_t len)
+int cz_admin_default_dir(char *buf, size_t len)
 {
 	const char *x = runtime_dir();
 	int n = x != NULL ? snprintf(buf, len, "%s/clusterize", x) :
@@ -626,14 +396,14 @@ static int default_dir(char *buf, size_t len)
 
 int cz_admin_default_path(pid_t pid, char *buf, size_t len)
 {
-	char dir[SUN_PATH_MAX];
-	int n, err = default_dir(dir, sizeof(dir));
+	char dir[CZ_ADMIN_PATH_MAX];
+	int n, err = cz_admin_default_dir(dir, sizeof(dir));
 
 	if (err < 0) {
 		return err;
 	}
 	n = snprintf(buf, len, "%s/%d.sock", dir, (int)pid);
-	if (n < 0 || (size_t)n >= len || (size_t)n >= SUN_PATH_MAX) {
+	if (n < 0 || (size_t)n >= len || (size_t)n >= CZ_ADMIN_PATH_MAX) {
 		return -ENAMETOOLONG;
 	}
 	return 0;
@@ -677,8 +447,7 @@ static int fill_sun(struct sockaddr_un *sun, const char *path)
 	return 0;
 }
 
-/* A blocking connection to `path`; returns the fd or -errno. */
-static int connect_path(const char *path)
+int cz_admin_connect(const char *path)
 {
 	struct sockaddr_un sun;
 	int fd, err = fill_sun(&sun, path);
@@ -713,7 +482,7 @@ static int clear_stale(const char *path)
 	if (!S_ISSOCK(st.st_mode)) {
 		return -EEXIST;
 	}
-	fd = connect_path(path);
+	fd = cz_admin_connect(path);
 	if (fd >= 0) {
 		close(fd);
 		return -EADDRINUSE;
@@ -864,204 +633,4 @@ void cz_admin_destroy(struct cz_admin *a)
 		}
 	}
 	uv_close((uv_handle_t *)&a->server, on_server_closed);
-}
-
-/* --- the client ----------------------------------------------------------- */
-
-static int cmp_str(const void *x, const void *y)
-{
-	return strcmp(*(char *const *)x, *(char *const *)y);
-}
-
-/* The socket of the only launcher answering in the default directory. */
-static int find_launcher(char *path, size_t len)
-{
-	char dir[SUN_PATH_MAX], p[PATH_MAX], *found[64];
-	size_t n = 0;
-	struct dirent *de;
-	DIR *d;
-	int rc = 1;
-
-	if (default_dir(dir, sizeof(dir)) < 0) {
-		fprintf(stderr, "clusterize: no default control directory "
-			"(use --control PATH)\n");
-		return 1;
-	}
-	d = opendir(dir);
-	while (d != NULL && (de = readdir(d)) != NULL && n < 64) {
-		size_t l = strlen(de->d_name);
-		int fd;
-
-		if (l < 6 || strcmp(de->d_name + l - 5, ".sock") != 0) {
-			continue;
-		}
-		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-		fd = connect_path(p);
-		if (fd >= 0) {
-			close(fd);
-			found[n] = strdup(p);
-			n += found[n] != NULL;
-		}
-	}
-	if (d != NULL) {
-		closedir(d);
-	}
-	qsort(found, n, sizeof(found[0]), cmp_str);
-	if (n == 0) {
-		fprintf(stderr, "clusterize: no running launcher found in %s "
-			"(use --control PATH)\n", dir);
-	} else if (n > 1) {
-		fprintf(stderr, "clusterize: several launchers are running:");
-		for (size_t i = 0; i < n; i++) {
-			fprintf(stderr, "%s %s", i > 0 ? "," : "", found[i]);
-		}
-		fprintf(stderr, "; choose one with --control PATH\n");
-	} else if (strlen(found[0]) < len) {
-		strcpy(path, found[0]);
-		rc = 0;
-	}
-	for (size_t i = 0; i < n; i++) {
-		free(found[i]);
-	}
-	return rc;
-}
-
-static int format_request(const struct cz_opts *o, char *buf, size_t len)
-{
-	switch (o->action) {
-	case CZ_CLI_STATUS:
-		return snprintf(buf, len, o->json ? "status json\n" : "status\n");
-	case CZ_CLI_RELOAD:
-		return snprintf(buf, len, "reload\n");
-	case CZ_CLI_SCALE:
-		return snprintf(buf, len, "scale %u\n", o->scale_to);
-	case CZ_CLI_STOP:
-		return snprintf(buf, len, "stop\n");
-	default:
-		return -EINVAL;
-	}
-}
-
-static int send_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR) {
-			continue;
-		}
-		if (w < 0) {
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Reads until the launcher closes; SO_RCVTIMEO bounds each wait. */
-static int recv_all(int fd, struct sbuf *b)
-{
-	for (;;) {
-		ssize_t r;
-
-		sb_grow(b, 4096);
-		if (b->oom) {
-			return -ENOMEM;
-		}
-		r = recv(fd, b->p + b->len, b->cap - b->len - 1, 0);
-		if (r < 0 && errno == EINTR) {
-			continue;
-		}
-		if (r < 0) {
-			return errno == EAGAIN ? -ETIMEDOUT : -errno;
-		}
-		if (r == 0) {
-			return 0;
-		}
-		b->len += (size_t)r;
-		b->p[b->len] = '\0';
-		if (b->len > ANSWER_MAX) {
-			return -EMSGSIZE;
-		}
-	}
-}
-
-/* Sends `req` to the launcher at `path`; the whole answer goes into b. */
-static int exchange(const char *path, const char *req, struct sbuf *b)
-{
-	struct timeval tv = { ANSWER_TIMEOUT_MS / 1000, 0 };
-	int err, fd = connect_path(path);
-
-	if (fd < 0) {
-		fprintf(stderr, "clusterize: connect %s: %s\n", path,
-			strerror(-fd));
-		return 1;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	err = send_all(fd, req, strlen(req));
-	if (err == 0) {
-		err = recv_all(fd, b);
-	}
-	close(fd);
-	if (err < 0) {
-		fprintf(stderr, "clusterize: %s: %s\n", path, err == -ETIMEDOUT ?
-			"no answer from the launcher" : strerror(-err));
-		return 1;
-	}
-	return 0;
-}
-
-/* Prints the answer's body, or its error line; returns the exit status. */
-static int print_answer(const char *path, const char *ans, size_t len)
-{
-	const char *nl = memchr(ans, '\n', len);
-	size_t head = nl != NULL ? (size_t)(nl - ans) : len;
-	size_t body = nl != NULL ? len - head - 1 : 0;
-
-	if (head == 2 && memcmp(ans, "ok", 2) == 0) {
-		if (body > 0 && (fwrite(nl + 1, 1, body, stdout) != body ||
-				 fflush(stdout) != 0)) {
-			fprintf(stderr, "clusterize: stdout: %s\n", strerror(errno));
-			return 1;
-		}
-		return 0;
-	}
-	if (head > 7 && memcmp(ans, "error: ", 7) == 0) {
-		fprintf(stderr, "clusterize: %.*s\n", (int)(head - 7), ans + 7);
-		return 1;
-	}
-	fprintf(stderr, "clusterize: %s: %s\n", path, len == 0 ?
-		"the launcher closed the connection without answering" :
-		"unexpected answer from the launcher");
-	return 1;
-}
-
-int cz_admin_client(const struct cz_opts *o)
-{
-	char path[SUN_PATH_MAX], req[64];
-	struct sbuf b = { 0 };
-	int rc;
-
-	if (format_request(o, req, sizeof(req)) < 0) {
-		fprintf(stderr, "clusterize: not a control subcommand\n");
-		return 1;
-	}
-	if (o->control != NULL) {
-		if (strlen(o->control) >= sizeof(path)) {
-			fprintf(stderr, "clusterize: control socket path too "
-				"long: %s\n", o->control);
-			return 1;
-		}
-		strcpy(path, o->control);
-	} else if (find_launcher(path, sizeof(path)) != 0) {
-		return 1;
-	}
-	rc = exchange(path, req, &b);
-	if (rc == 0) {
-		rc = print_answer(path, b.p != NULL ? b.p : "", b.len);
-	}
-	free(b.p);
-	return rc;
 }

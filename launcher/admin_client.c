@@ -1,0 +1,217 @@
+/*
+ * The client behind `clusterize status|reload|scale|stop` (admin.h): finds
+ * the launcher's socket (--control, or the only one answering in the
+ * default directory), sends one request line, reads the answer until the
+ * launcher closes, prints it.  Blocking; it runs before any loop exists.
+ */
+#include "admin_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define ANSWER_MAX (64u << 20)    /* the client gives up on anything bigger */
+
+static int cmp_str(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* The socket of the only launcher answering in the default directory. */
+static int find_launcher(char *path, size_t len)
+{
+	char dir[CZ_ADMIN_PATH_MAX], p[PATH_MAX], *found[64];
+	size_t n = 0;
+	struct dirent *de;
+	DIR *d;
+	int rc = 1;
+
+	if (cz_admin_default_dir(dir, sizeof(dir)) < 0) {
+		fprintf(stderr, "clusterize: no default control directory "
+			"(use --control PATH)\n");
+		return 1;
+	}
+	d = opendir(dir);
+	while (d != NULL && (de = readdir(d)) != NULL && n < 64) {
+		size_t l = strlen(de->d_name);
+		int fd;
+
+		if (l < 6 || strcmp(de->d_name + l - 5, ".sock") != 0) {
+			continue;
+		}
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		fd = cz_admin_connect(p);
+		if (fd >= 0) {
+			close(fd);
+			found[n] = strdup(p);
+			n += found[n] != NULL;
+		}
+	}
+	if (d != NULL) {
+		closedir(d);
+	}
+	qsort(found, n, sizeof(found[0]), cmp_str);
+	if (n == 0) {
+		fprintf(stderr, "clusterize: no running launcher found in %s "
+			"(use --control PATH)\n", dir);
+	} else if (n > 1) {
+		fprintf(stderr, "clusterize: several launchers are running:");
+		for (size_t i = 0; i < n; i++) {
+			fprintf(stderr, "%s %s", i > 0 ? "," : "", found[i]);
+		}
+		fprintf(stderr, "; choose one with --control PATH\n");
+	} else if (strlen(found[0]) < len) {
+		strcpy(path, found[0]);
+		rc = 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		free(found[i]);
+	}
+	return rc;
+}
+
+static int format_request(const struct cz_opts *o, char *buf, size_t len)
+{
+	switch (o->action) {
+	case CZ_CLI_STATUS:
+		return snprintf(buf, len, o->json ? "status json\n" : "status\n");
+	case CZ_CLI_RELOAD:
+		return snprintf(buf, len, "reload\n");
+	case CZ_CLI_SCALE:
+		return snprintf(buf, len, "scale %u\n", o->scale_to);
+	case CZ_CLI_STOP:
+		return snprintf(buf, len, "stop\n");
+	default:
+		return -EINVAL;
+	}
+}
+
+static int send_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR) {
+			continue;
+		}
+		if (w < 0) {
+			return -errno;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Reads until the launcher closes; SO_RCVTIMEO bounds each wait. */
+static int recv_all(int fd, struct cz_admin_buf *b)
+{
+	for (;;) {
+		ssize_t r;
+
+		cz_admin_buf_grow(b, 4096);
+		if (b->oom) {
+			return -ENOMEM;
+		}
+		r = recv(fd, b->p + b->len, b->cap - b->len - 1, 0);
+		if (r < 0 && errno == EINTR) {
+			continue;
+		}
+		if (r < 0) {
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+		}
+		if (r == 0) {
+			return 0;
+		}
+		b->len += (size_t)r;
+		b->p[b->len] = '\0';
+		if (b->len > ANSWER_MAX) {
+			return -EMSGSIZE;
+		}
+	}
+}
+
+/* Sends `req` to the launcher at `path`; the whole answer goes into b. */
+static int exchange(const char *path, const char *req, struct cz_admin_buf *b)
+{
+	struct timeval tv = { CZ_ADMIN_ANSWER_TIMEOUT_MS / 1000, 0 };
+	int err, fd = cz_admin_connect(path);
+
+	if (fd < 0) {
+		fprintf(stderr, "clusterize: connect %s: %s\n", path,
+			strerror(-fd));
+		return 1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	err = send_all(fd, req, strlen(req));
+	if (err == 0) {
+		err = recv_all(fd, b);
+	}
+	close(fd);
+	if (err < 0) {
+		fprintf(stderr, "clusterize: %s: %s\n", path, err == -ETIMEDOUT ?
+			"no answer from the launcher" : strerror(-err));
+		return 1;
+	}
+	return 0;
+}
+
+/* Prints the answer's body, or its error line; returns the exit status. */
+static int print_answer(const char *path, const char *ans, size_t len)
+{
+	const char *nl = memchr(ans, '\n', len);
+	size_t head = nl != NULL ? (size_t)(nl - ans) : len;
+	size_t body = nl != NULL ? len - head - 1 : 0;
+
+	if (head == 2 && memcmp(ans, "ok", 2) == 0) {
+		if (body > 0 && (fwrite(nl + 1, 1, body, stdout) != body ||
+				 fflush(stdout) != 0)) {
+			fprintf(stderr, "clusterize: stdout: %s\n", strerror(errno));
+			return 1;
+		}
+		return 0;
+	}
+	if (head > 7 && memcmp(ans, "error: ", 7) == 0) {
+		fprintf(stderr, "clusterize: %.*s\n", (int)(head - 7), ans + 7);
+		return 1;
+	}
+	fprintf(stderr, "clusterize: %s: %s\n", path, len == 0 ?
+		"the launcher closed the connection without answering" :
+		"unexpected answer from the launcher");
+	return 1;
+}
+
+int cz_admin_client(const struct cz_opts *o)
+{
+	char path[CZ_ADMIN_PATH_MAX], req[64];
+	struct cz_admin_buf b = { 0 };
+	int rc;
+
+	if (format_request(o, req, sizeof(req)) < 0) {
+		fprintf(stderr, "clusterize: not a control subcommand\n");
+		return 1;
+	}
+	if (o->control != NULL) {
+		if (strlen(o->control) >= sizeof(path)) {
+			fprintf(stderr, "clusterize: control socket path too "
+				"long: %s\n", o->control);
+			return 1;
+		}
+		strcpy(path, o->control);
+	} else if (find_launcher(path, sizeof(path)) != 0) {
+		return 1;
+	}
+	rc = exchange(path, req, &b);
+	if (rc == 0) {
+		rc = print_answer(path, b.p != NULL ? b.p : "", b.len);
+	}
+	free(b.p);
+	return rc;
+}
