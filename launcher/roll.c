@@ -41,20 +41,29 @@ static void roll_end(struct cz_sup *s)
 	cz_notify_ready(&s->notify);
 }
 
-static void roll_abort(struct cz_sup *s, const char *why)
+/* Detaches every replacement still starting from its slot; with `stop`,
+ * also stops it (gracefully: it may serve some addresses already). */
+static void drop_candidates(struct cz_sup *s, bool stop)
 {
-	cz_log(CZ_LOG_ERROR, "reload aborted: %s", why);
 	for (unsigned i = 0; i < s->n_slots; i++) {
 		struct cz_worker *c = s->slots[i].cand;
 
-		if (c != NULL) {
-			s->slots[i].cand = NULL;
-			c->candidate = false;
-			c->slot = -1;
-			/* It may serve some addresses already: drain it too. */
+		if (c == NULL) {
+			continue;
+		}
+		s->slots[i].cand = NULL;
+		c->candidate = false;
+		c->slot = -1;
+		if (stop) {
 			cz_workers_stop(s, c, false);
 		}
 	}
+}
+
+static void roll_abort(struct cz_sup *s, const char *why)
+{
+	cz_log(CZ_LOG_ERROR, "reload aborted: %s", why);
+	drop_candidates(s, true);
 	roll_end(s);
 }
 
@@ -256,15 +265,7 @@ void cz_roll_take_over(struct cz_sup *s, unsigned slot)
 
 void cz_roll_cancel(struct cz_sup *s)
 {
-	for (unsigned i = 0; i < s->n_slots; i++) {
-		struct cz_worker *c = s->slots[i].cand;
-
-		if (c != NULL) {
-			s->slots[i].cand = NULL;
-			c->candidate = false;
-			c->slot = -1;
-		}
-	}
+	drop_candidates(s, false);
 	s->roll.active = false;
 }
 

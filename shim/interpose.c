@@ -146,27 +146,10 @@ CZ_EXPORT int fcntl(int fd, int cmd, ...)
 	return r;
 }
 
-CZ_EXPORT int fcntl64(int fd, int cmd, ...)
-{
-	va_list ap;
-	int r;
-
-	va_start(ap, cmd);
-	r = do_fcntl(fd, cmd, ap);
-	va_end(ap);
-	return r;
-}
-
-CZ_EXPORT int __fcntl(int fd, int cmd, ...)
-{
-	va_list ap;
-	int r;
-
-	va_start(ap, cmd);
-	r = do_fcntl(fd, cmd, ap);
-	va_end(ap);
-	return r;
-}
+/* Programs built with _FILE_OFFSET_BITS=64 call fcntl64; glibc's own
+ * exports include __fcntl.  Same function. */
+CZ_EXPORT int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));
+CZ_EXPORT int __fcntl(int fd, int cmd, ...) __attribute__((alias("fcntl")));
 
 CZ_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
