@@ -158,6 +158,42 @@ const char *czt_last_bad(void);
 /* GET path over HTTP/1.0: the status code or -errno; body copied if given. */
 int czt_http_get(const char *host, int port, const char *path, char *body, size_t len, int ms);
 
+/*
+ * Operations (reload, stop, scale): the workers running now, a client load
+ * that runs in a thread while the test acts, the launcher's subcommands.
+ */
+
+/* Workers with a "listening on" line and no exit line since, one per id, by id. */
+int czt_live_workers(const struct czt_proc *p, struct czt_worker *w, int max);
+/* Waits until exactly n workers are live; returns the count seen last. */
+int czt_wait_live(struct czt_proc *p, int n, struct czt_worker *w, int ms);
+
+struct czt_load_result {
+	int asked;		/* connections started */
+	int answered;		/* answered with a pid */
+	int failed;		/* refused, reset, timed out or a bad answer */
+	int first_failed;	/* index of the first failure, or -1 */
+	int first_err;		/* its -errno */
+	char first_bad[160];	/* what went wrong with it */
+};
+
+struct czt_load;
+/*
+ * Starts a thread that keeps opening new connections to a, `concurrency`
+ * at once, until czt_load_stop, max_conns were started or ms passed.
+ */
+struct czt_load *czt_load_start(const struct czt_addr *a, int concurrency, int max_conns,
+	int ms);
+/* Answers so far (any thread may ask). */
+int czt_load_answered(const struct czt_load *l);
+/* Waits until `more` answers beyond now have come; false at the deadline. */
+bool czt_load_wait_more(const struct czt_load *l, int more, int ms);
+/* Starts no more connections, waits up to ms for the open ones, frees l. */
+void czt_load_stop(struct czt_load *l, struct czt_load_result *r, int ms);
+
+/* A path for --control in the test's directory (czt_ops_client runs subcommands). */
+const char *czt_ctl_path(void);
+
 /* A port that was free a moment ago. */
 int czt_free_port(int family);
 /* A listening socket the test holds on host; *port gets its port. */

@@ -230,3 +230,81 @@ int czt_reported_ports(const struct czt_proc *p, int *ports, int max)
 	free(text);
 	return n;
 }
+
+/* Whether line says worker `id` exited or was killed. */
+static bool exit_line_of(const char *line, int *id)
+{
+	int pid, off = 0;
+
+	if (sscanf(line, "clusterize: worker %d (pid %d) %n", id, &pid, &off) != 2 || off == 0) {
+		return false;
+	}
+	return strncmp(line + off, "exited with code ", 17) == 0 ||
+		strncmp(line + off, "killed by signal ", 17) == 0;
+}
+
+static int by_id(const void *x, const void *y)
+{
+	const struct czt_worker *a = x, *b = y;
+
+	return (a->id > b->id) - (a->id < b->id);
+}
+
+int czt_live_workers(const struct czt_proc *p, struct czt_worker *w, int max)
+{
+	struct czt_worker all[CZT_MAX_WORKERS * 4];
+	int n = czt_listening(p, all, CZT_MAX_WORKERS * 4), k = 0;
+	char *text = czt_read(p, CZT_ERR);
+	char *save = NULL;
+
+	/* Ids are never reused: an exit line removes that worker for good. */
+	for (char *line = strtok_r(text, "\n", &save); line != NULL;
+		line = strtok_r(NULL, "\n", &save)) {
+		int id;
+
+		for (int i = 0; exit_line_of(line, &id) && i < n; i++) {
+			all[i].id = all[i].id == id ? -1 : all[i].id;
+		}
+	}
+	free(text);
+	for (int i = 0; i < n && k < max; i++) {
+		bool seen = all[i].id < 0;
+
+		for (int j = 0; j < k && !seen; j++) {
+			seen = w[j].id == all[i].id;
+		}
+		if (!seen) {
+			w[k++] = all[i];
+		}
+	}
+	qsort(w, (size_t)k, sizeof(*w), by_id);
+	return k;
+}
+
+struct live_arg {
+	struct czt_proc *p;
+	struct czt_worker *w;
+	int want;
+	int got;
+};
+
+static bool live_reached(void *v)
+{
+	struct live_arg *l = v;
+
+	l->got = czt_live_workers(l->p, l->w, CZT_MAX_WORKERS);
+	return l->got == l->want || czt_exited(l->p);
+}
+
+int czt_wait_live(struct czt_proc *p, int n, struct czt_worker *w, int ms)
+{
+	struct czt_worker tmp[CZT_MAX_WORKERS];
+	struct live_arg l = { p, w != NULL ? w : tmp, n, 0 };
+
+	czt_wait_until(live_reached, &l, ms);
+	if (l.got != n) {
+		fprintf(stderr, "czt: waited for %d live worker(s), saw %d\n", n, l.got);
+		czt_dump(p);
+	}
+	return l.got;
+}

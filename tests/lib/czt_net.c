@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +17,8 @@
 
 #include "czt.h"
 
-static char last_bad[128];
+/* Per thread: the load thread has its own. */
+static __thread char last_bad[128];
 
 static long now_ms(void)
 {
@@ -276,24 +279,31 @@ static void slot_start(struct slot *s, const struct czt_addr *a, int index, pid_
 	}
 }
 
-int czt_ask_many(const struct czt_addr *a, int n, int concurrency, pid_t *pids, int ms)
-{
-	long deadline = now_ms() + czt_ms(ms);
-	struct slot *slots = calloc((size_t)concurrency, sizeof(*slots));
-	struct pollfd *pfd = calloc((size_t)concurrency, sizeof(*pfd));
-	int next = 0, open = 0, answered = 0;
+/*
+ * The client loop behind czt_ask_many and the load thread: starts up to n
+ * connections, `concurrency` open at once, until the deadline or *stop
+ * (then it only finishes the open ones, until *deadline, which the stopper
+ * moves).  Never asserts: the load thread runs it.  Returns how many started.
+ */
+struct ask_ctl {
+	_Atomic bool stop;
+	_Atomic long deadline;
+	_Atomic int answered;
+};
 
-	cr_assert(slots != NULL && pfd != NULL && a->type == SOCK_STREAM);
-	for (int i = 0; i < n; i++) {
-		pids[i] = -ETIMEDOUT;
-	}
+static int ask_loop(const struct czt_addr *a, int n, int concurrency, pid_t *pids,
+	struct slot *slots, struct pollfd *pfd, struct ask_ctl *ctl)
+{
+	int next = 0, open = 0;
+
 	for (int i = 0; i < concurrency; i++) {
 		slots[i].fd = -1;
 	}
-	while (next < n || open > 0) {
-		for (int i = 0; i < concurrency && next < n; i++) {
+	while ((next < n && !ctl->stop) || open > 0) {
+		for (int i = 0; i < concurrency && next < n && !ctl->stop; i++) {
 			/* A connect that fails at once (refused) frees its slot again. */
 			while (slots[i].fd < 0 && next < n) {
+				pids[next] = -ETIMEDOUT;
 				slot_start(&slots[i], a, next++, pids);
 				open += slots[i].fd >= 0;
 			}
@@ -301,7 +311,7 @@ int czt_ask_many(const struct czt_addr *a, int n, int concurrency, pid_t *pids, 
 		if (open == 0) {
 			break;
 		}
-		long left = deadline - now_ms();
+		long left = ctl->deadline - now_ms();
 
 		if (left <= 0) {
 			break;
@@ -310,12 +320,15 @@ int czt_ask_many(const struct czt_addr *a, int n, int concurrency, pid_t *pids, 
 			pfd[i].fd = slots[i].fd;
 			pfd[i].events = POLLIN;
 		}
-		if (poll(pfd, (nfds_t)concurrency, (int)left) < 0 && errno != EINTR) {
+		/* Short waits: a stop or a moved deadline is seen soon. */
+		if (poll(pfd, (nfds_t)concurrency, left < 50 ? (int)left : 50) < 0 &&
+			errno != EINTR) {
 			break;
 		}
 		for (int i = 0; i < concurrency; i++) {
 			if (slots[i].fd >= 0 && pfd[i].revents != 0 && slot_read(&slots[i], pids)) {
 				open--;
+				ctl->answered += pids[slots[i].index] > 0;
 			}
 		}
 	}
@@ -324,12 +337,125 @@ int czt_ask_many(const struct czt_addr *a, int n, int concurrency, pid_t *pids, 
 			close(slots[i].fd);
 		}
 	}
+	return next;
+}
+
+int czt_ask_many(const struct czt_addr *a, int n, int concurrency, pid_t *pids, int ms)
+{
+	struct slot *slots = calloc((size_t)concurrency, sizeof(*slots));
+	struct pollfd *pfd = calloc((size_t)concurrency, sizeof(*pfd));
+	struct ask_ctl ctl = { .deadline = now_ms() + czt_ms(ms) };
+	int answered = 0;
+
+	cr_assert(slots != NULL && pfd != NULL && a->type == SOCK_STREAM);
+	for (int i = 0; i < n; i++) {
+		pids[i] = -ETIMEDOUT;
+	}
+	ask_loop(a, n, concurrency, pids, slots, pfd, &ctl);
 	for (int i = 0; i < n; i++) {
 		answered += pids[i] > 0;
 	}
 	free(slots);
 	free(pfd);
 	return answered;
+}
+
+struct czt_load {
+	struct czt_addr a;
+	int concurrency;
+	int max;
+	pid_t *pids;
+	struct slot *slots;
+	struct pollfd *pfd;
+	struct ask_ctl ctl;
+	int started;
+	char bad[128];
+	pthread_t thread;
+};
+
+static void *load_main(void *arg)
+{
+	struct czt_load *l = arg;
+
+	l->started = ask_loop(&l->a, l->max, l->concurrency, l->pids, l->slots, l->pfd,
+		&l->ctl);
+	snprintf(l->bad, sizeof(l->bad), "%s", last_bad);
+	return NULL;
+}
+
+struct czt_load *czt_load_start(const struct czt_addr *a, int concurrency, int max_conns,
+	int ms)
+{
+	struct czt_load *l = calloc(1, sizeof(*l));
+
+	cr_assert(l != NULL && a->type == SOCK_STREAM && concurrency > 0 && max_conns > 0);
+	l->a = *a;
+	l->concurrency = concurrency;
+	l->max = max_conns;
+	l->pids = calloc((size_t)max_conns, sizeof(*l->pids));
+	l->slots = calloc((size_t)concurrency, sizeof(*l->slots));
+	l->pfd = calloc((size_t)concurrency, sizeof(*l->pfd));
+	cr_assert(l->pids != NULL && l->slots != NULL && l->pfd != NULL);
+	l->ctl.deadline = now_ms() + czt_ms(ms);
+	int err = pthread_create(&l->thread, NULL, load_main, l);
+
+	cr_assert_eq(err, 0, "pthread_create: %s", strerror(err));
+	return l;
+}
+
+int czt_load_answered(const struct czt_load *l)
+{
+	return l->ctl.answered;
+}
+
+struct more_arg {
+	const struct czt_load *l;
+	int want;
+};
+
+static bool load_reached(void *v)
+{
+	const struct more_arg *m = v;
+
+	return m->l->ctl.answered >= m->want;
+}
+
+bool czt_load_wait_more(const struct czt_load *l, int more, int ms)
+{
+	struct more_arg m = { l, l->ctl.answered + more };
+
+	return czt_wait_until(load_reached, &m, ms);
+}
+
+void czt_load_stop(struct czt_load *l, struct czt_load_result *r, int ms)
+{
+	l->ctl.deadline = now_ms() + czt_ms(ms);
+	l->ctl.stop = true;
+	pthread_join(l->thread, NULL);
+	memset(r, 0, sizeof(*r));
+	r->asked = l->started;
+	r->first_failed = -1;
+	for (int i = 0; i < l->started; i++) {
+		if (l->pids[i] > 0) {
+			r->answered++;
+			continue;
+		}
+		if (r->failed++ == 0) {
+			r->first_failed = i;
+			r->first_err = l->pids[i];
+			if (l->pids[i] == -EBADMSG) {
+				/* The last bad answer the thread saw; "" is a close without one. */
+				snprintf(r->first_bad, sizeof(r->first_bad), "answer '%s'", l->bad);
+			} else {
+				snprintf(r->first_bad, sizeof(r->first_bad), "%s",
+					strerror(-l->pids[i]));
+			}
+		}
+	}
+	free(l->pids);
+	free(l->slots);
+	free(l->pfd);
+	free(l);
 }
 
 int czt_tally(const pid_t *pids, int n, pid_t *uniq, int *counts, int max)

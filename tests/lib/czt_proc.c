@@ -437,3 +437,11 @@ bool czt_wait_gone(const pid_t *pids, int n, int ms)
 
 	return czt_wait_until(all_gone, &s, ms);
 }
+
+const char *czt_ctl_path(void)
+{
+	static char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/ctl.sock", czt_tmpdir());
+	return path;
+}

@@ -7,6 +7,12 @@
  * when the accepted socket is not what the app asked for (peer address,
  * O_NONBLOCK/FD_CLOEXEC from accept4's flags, options inherited from the
  * listener): the client side treats anything but "<pid>\n" as a failure.
+ *
+ * For the operations tests (reload, stop, restart, scale): --delay-ms,
+ * --graceful and --log-accepts serve each connection in a thread of its own
+ * (so requests are in flight while the launcher acts); --fail-if-id-gt and
+ * --no-listen-if-id-gt make the workers of a rolling restart fail;
+ * --usr1-exits and --ignore-term script how a worker ends.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,6 +34,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RCVBUF_ASKED 150000
@@ -53,10 +60,20 @@ static struct {
 	bool fd_games;
 	int count;
 	int family;
+	int delay_ms;
+	bool graceful;
+	bool log_accepts;
+	int fail_if_id_gt;
+	int no_listen_if_id_gt;
+	int usr1_exits;
+	bool ignore_term;
 } opt = {
 	.addr = "127.0.0.1",
 	.shutdown_id = -1,
 	.count = 4,
+	.fail_if_id_gt = -1,
+	.no_listen_if_id_gt = -1,
+	.usr1_exits = -1,
 };
 
 static int served;
@@ -72,7 +89,9 @@ static void usage(void)
 	fprintf(stderr, "usage: cz-server [--style blocking|epoll-et|epoll-lt|poll|select|"
 		"threads|prefork] [--count N] [--addr A] [--port P] [--unix PATH] [--udp]\n"
 		"       [--v6only] [--shutdown-after N [--shutdown-id ID]] [--close-fds]\n"
-		"       [--sockopts] [--fd-games]\n");
+		"       [--sockopts] [--fd-games] [--delay-ms N] [--graceful] [--log-accepts]\n"
+		"       [--fail-if-id-gt N] [--no-listen-if-id-gt N] [--usr1-exits CODE]\n"
+		"       [--ignore-term]\n");
 	exit(2);
 }
 
@@ -102,6 +121,13 @@ static void parse_args(int argc, char **argv)
 		{ "close-fds", no_argument, NULL, 'c' },
 		{ "sockopts", no_argument, NULL, 'o' },
 		{ "fd-games", no_argument, NULL, 'g' },
+		{ "delay-ms", required_argument, NULL, 'd' },
+		{ "graceful", no_argument, NULL, 'G' },
+		{ "log-accepts", no_argument, NULL, 'L' },
+		{ "fail-if-id-gt", required_argument, NULL, 'F' },
+		{ "no-listen-if-id-gt", required_argument, NULL, 'N' },
+		{ "usr1-exits", required_argument, NULL, 'X' },
+		{ "ignore-term", no_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -120,10 +146,18 @@ static void parse_args(int argc, char **argv)
 		case 'c': opt.close_fds = true; break;
 		case 'o': opt.sockopts = true; break;
 		case 'g': opt.fd_games = true; break;
+		case 'd': opt.delay_ms = atoi(optarg); break;
+		case 'G': opt.graceful = true; break;
+		case 'L': opt.log_accepts = true; break;
+		case 'F': opt.fail_if_id_gt = atoi(optarg); break;
+		case 'N': opt.no_listen_if_id_gt = atoi(optarg); break;
+		case 'X': opt.usr1_exits = atoi(optarg); break;
+		case 'T': opt.ignore_term = true; break;
 		default: usage();
 		}
 	}
-	if (optind != argc || opt.count < 1 || opt.count > 64) {
+	if (optind != argc || opt.count < 1 || opt.count > 64 || opt.delay_ms < 0 ||
+		opt.usr1_exits > 255) {
 		usage();
 	}
 }
@@ -586,11 +620,162 @@ static void run_udp(int fd)
 	}
 }
 
+/* --- one thread per connection: --delay-ms, --graceful, --log-accepts --- */
+
+static volatile sig_atomic_t term_seen;
+static pthread_mutex_t inflight_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t inflight_cv = PTHREAD_COND_INITIALIZER;
+static int inflight;
+
+struct conn {
+	int fd;
+	socklen_t len;
+	struct sockaddr_storage peer;
+};
+
+static void on_term(int sig)
+{
+	(void)sig;
+	term_seen = 1;
+}
+
+static void *conn_main(void *arg)
+{
+	struct conn *c = arg;
+	struct timespec ts = { opt.delay_ms / 1000, (long)(opt.delay_ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+	}
+	serve(c->fd, SOCK_CLOEXEC, &c->peer, c->len);
+	free(c);
+	pthread_mutex_lock(&inflight_mu);
+	inflight--;
+	pthread_cond_signal(&inflight_cv);
+	pthread_mutex_unlock(&inflight_mu);
+	return NULL;
+}
+
+/* Accepts one connection (if one is still there) and starts its thread. */
+static void accept_threaded(int lfd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	pthread_attr_t attr;
+	pthread_t t;
+
+	if (c == NULL) {
+		die("calloc");
+	}
+	c->len = sizeof(c->peer);
+	c->fd = accept4(lfd, (struct sockaddr *)&c->peer, &c->len, SOCK_CLOEXEC);
+	if (c->fd < 0) {
+		free(c);
+		accept_error(-errno);
+		return;
+	}
+	if (opt.log_accepts) {
+		printf("accepted %d\n", (int)getpid());
+	}
+	pthread_mutex_lock(&inflight_mu);
+	inflight++;
+	pthread_mutex_unlock(&inflight_mu);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int err = pthread_create(&t, &attr, conn_main, c);
+
+	pthread_attr_destroy(&attr);
+	if (err != 0) {
+		errno = err;
+		die("pthread_create");
+	}
+}
+
+/*
+ * SIGTERM is blocked everywhere but inside ppoll, so a stop can never slip
+ * in between checking the flag and waiting.  --graceful: on SIGTERM, close
+ * the listener at once, finish every connection already accepted, exit 0.
+ */
+static void run_threaded(int lfd)
+{
+	sigset_t term, waitmask;
+
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	if (opt.graceful) {
+		struct sigaction sa = { .sa_handler = on_term };
+
+		sigemptyset(&sa.sa_mask);
+		if (sigaction(SIGTERM, &sa, NULL) < 0) {
+			die("sigaction SIGTERM");
+		}
+	}
+	pthread_sigmask(opt.graceful ? SIG_BLOCK : SIG_SETMASK, opt.graceful ? &term : NULL,
+		&waitmask);
+	set_nonblock(lfd);
+	while (!term_seen) {
+		struct pollfd p = { .fd = lfd, .events = POLLIN };
+		int n = ppoll(&p, 1, NULL, &waitmask);
+
+		if (n < 0 && errno != EINTR) {
+			die("ppoll");
+		}
+		if (n > 0 && !term_seen) {
+			accept_threaded(lfd);
+		}
+	}
+	close(lfd);
+	pthread_mutex_lock(&inflight_mu);
+	while (inflight > 0) {
+		pthread_cond_wait(&inflight_cv, &inflight_mu);
+	}
+	pthread_mutex_unlock(&inflight_mu);
+	printf("graceful exit %d\n", (int)getpid());
+	exit(0);
+}
+
+/* --- how the worker starts and ends ------------------------------------ */
+
+static int worker_id(void)
+{
+	const char *id = getenv("CLUSTERIZE_WORKER_ID");
+
+	return id != NULL ? atoi(id) : 0;
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	_exit(opt.usr1_exits);
+}
+
+static void start_rules(void)
+{
+	int id = worker_id();
+
+	if (opt.ignore_term) {
+		signal(SIGTERM, SIG_IGN);
+	}
+	if (opt.usr1_exits >= 0) {
+		signal(SIGUSR1, on_usr1);
+	}
+	if (opt.fail_if_id_gt >= 0 && id > opt.fail_if_id_gt) {
+		fprintf(stderr, "cz-server: worker %d fails at start (--fail-if-id-gt %d)\n", id,
+			opt.fail_if_id_gt);
+		exit(1);
+	}
+	if (opt.no_listen_if_id_gt >= 0 && id > opt.no_listen_if_id_gt) {
+		printf("not listening %d\n", (int)getpid());
+		for (;;) {
+			pause();
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
 	parse_args(argc, argv);
+	start_rules();
 	/* Like daemons that close every inherited fd: the shim's own must survive. */
 	if (opt.close_fds && close_range(3, ~0U, 0) < 0) {
 		die("close_range");
@@ -599,6 +784,9 @@ int main(int argc, char **argv)
 
 	if (opt.udp) {
 		run_udp(lfd);
+	}
+	if (opt.delay_ms > 0 || opt.graceful || opt.log_accepts) {
+		run_threaded(lfd);
 	}
 	switch (opt.style) {
 	case BLOCKING: run_blocking(lfd); break;
