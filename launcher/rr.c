@@ -292,14 +292,50 @@ static void on_chan_closed(uv_handle_t *h)
 	free(h->data);
 }
 
+/* Why a channel goes away, which decides what becomes of its copies. */
+enum chan_end {
+	CHAN_SHUTDOWN, /* the launcher is closing the listener */
+	CHAN_RELEASED, /* the worker closed its listener: it owns what it took */
+	CHAN_DEAD,     /* the worker exited */
+};
+
+/*
+ * A dead worker's unacknowledged connections go to other workers.  The
+ * shim acknowledges right after receiving, before the app sees the
+ * connection, so one received and never acknowledged was most likely
+ * taken by a process killed inside recvmsg: closing our copy would close
+ * the connection with no answer.
+ */
+static void requeue_unacked(struct rr_chan *ch)
+{
+	struct cz_rr_conn c;
+	unsigned i;
+
+	for (i = 0; i < CZ_RR_CREDIT_MAX && ch->fl.n > 0; i++) {
+		uint32_t seq = ch->fl.slots[i].seq;
+
+		if (seq != 0 && cz_rr_inflight_take(&ch->fl, seq, &c) == 0) {
+			requeue(ch->l, &c);
+			ch->conns--;
+		}
+	}
+}
+
 /* Detaches `ch` from its listener and closes it; untaken copies requeued. */
-static void chan_destroy(struct rr_chan *ch, bool reclaim)
+static void chan_destroy(struct rr_chan *ch, enum chan_end why)
 {
 	struct cz_rr_listener *l = ch->l;
 	unsigned i;
 
-	if (reclaim) {
+	if (why == CHAN_DEAD) {
+		/* ACKs still queued say what the worker did take. */
+		cz_rr_chan_read_acks(ch->fd, on_chan_msg, ch);
+	}
+	if (why != CHAN_SHUTDOWN) {
 		chan_reclaim(ch);
+	}
+	if (why == CHAN_DEAD) {
+		requeue_unacked(ch);
 	}
 	count_add(l->rr, ch->worker_id, ch->conns);
 	/* What is left was taken by the worker: it owns its own copy. */
@@ -401,7 +437,7 @@ int cz_rr_chan_close(struct cz_rr *rr, uint32_t id, uint32_t worker_id)
 		return -ENOENT;
 	}
 	l = ch->l;
-	chan_destroy(ch, true);
+	chan_destroy(ch, CHAN_RELEASED);
 	drain(l);
 	return 0;
 }
@@ -431,7 +467,7 @@ static void chan_stop(struct rr_chan *ch)
 
 static void chan_gone(struct rr_chan *ch)
 {
-	chan_destroy(ch, true);
+	chan_destroy(ch, CHAN_DEAD);
 }
 
 void cz_rr_worker_stopping(struct cz_rr *rr, uint32_t worker_id)
@@ -639,7 +675,7 @@ void cz_rr_listener_destroy(struct cz_rr_listener *l)
 		}
 	}
 	while (l->nchans > 0) {
-		chan_destroy(l->chans[0], false);
+		chan_destroy(l->chans[0], CHAN_SHUTDOWN);
 	}
 	cz_rr_fifo_free(&l->q);
 	uv_close((uv_handle_t *)&l->poll, on_listener_closed);
