@@ -696,20 +696,22 @@ static void accept_threaded(int lfd)
  */
 static void run_threaded(int lfd)
 {
-	sigset_t term, waitmask;
+	sigset_t waitmask;
 
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
+	/* ppoll waits with the mask we started with: SIGTERM let in. */
+	pthread_sigmask(SIG_SETMASK, NULL, &waitmask);
 	if (opt.graceful) {
 		struct sigaction sa = { .sa_handler = on_term };
+		sigset_t term;
 
 		sigemptyset(&sa.sa_mask);
 		if (sigaction(SIGTERM, &sa, NULL) < 0) {
 			die("sigaction SIGTERM");
 		}
+		sigemptyset(&term);
+		sigaddset(&term, SIGTERM);
+		pthread_sigmask(SIG_BLOCK, &term, NULL);
 	}
-	pthread_sigmask(opt.graceful ? SIG_BLOCK : SIG_SETMASK, opt.graceful ? &term : NULL,
-		&waitmask);
 	set_nonblock(lfd);
 	while (!term_seen) {
 		struct pollfd p = { .fd = lfd, .events = POLLIN };

@@ -1,0 +1,184 @@
+/*
+ * Stopping: SIGTERM lets every request already in a worker finish, then
+ * exits 0 with no worker left; a second SIGTERM during the grace period and
+ * SIGQUIT kill the workers at once; `clusterize stop` stops like SIGTERM.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "czt.h"
+#include "czt_ops.h"
+
+#define WORKERS 4
+#define IN_FLIGHT 8
+
+TestSuite(stop, .init = czt_setup, .fini = czt_teardown, .timeout = 120);
+
+/* clusterize -w 4 LARGS -- cz-server SRV... */
+static void start(struct czt_cluster *c, const char *const largs[], const char *const srv[])
+{
+	const char *cmd[16];
+	int n = 0;
+
+	cmd[n++] = czt_server();
+	for (int i = 0; srv[i] != NULL && n < 15; i++) {
+		cmd[n++] = srv[i];
+	}
+	cmd[n] = NULL;
+	czt_cluster_start_argv(c, WORKERS, largs, cmd, NULL);
+}
+
+static void worker_pids(const struct czt_cluster *c, pid_t pids[WORKERS])
+{
+	for (int i = 0; i < WORKERS; i++) {
+		pids[i] = c->w[i].pid;
+	}
+}
+
+/* How many of the connections have something to read (an answer or EOF). */
+static int readable(const int fds[IN_FLIGHT])
+{
+	struct pollfd p[IN_FLIGHT];
+	int n = 0;
+
+	for (int i = 0; i < IN_FLIGHT; i++) {
+		p[i].fd = fds[i];
+		p[i].events = POLLIN;
+	}
+	if (poll(p, IN_FLIGHT, 0) > 0) {
+		for (int i = 0; i < IN_FLIGHT; i++) {
+			n += (p[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+		}
+	}
+	return n;
+}
+
+/* The launcher exited 0 and took every worker with it. */
+static void expect_stopped(struct czt_proc *p, const pid_t pids[WORKERS], const char *what)
+{
+	int status = czt_wait_exit(p, 20000);
+
+	cr_assert_neq(status, -1, "%s: the launcher exits", what);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: exit 0, got 0x%x", what,
+		status);
+	cr_expect(czt_wait_gone(pids, WORKERS, 5000), "%s: no worker is left", what);
+}
+
+static void sigterm_finishes_in_flight(const char *sched)
+{
+	const char *largs[] = { "-s", sched, NULL };
+	const char *srv[] = { "--graceful", "--delay-ms", "1000", "--log-accepts", NULL };
+	struct czt_cluster c;
+	struct czt_addr a;
+	int fds[IN_FLIGHT];
+	pid_t pids[WORKERS];
+
+	start(&c, largs, srv);
+	worker_pids(&c, pids);
+	czt_addr_tcp(&a, "127.0.0.1", c.port);
+	for (int i = 0; i < IN_FLIGHT; i++) {
+		fds[i] = czt_connect(&a, 10000);
+		cr_assert_geq(fds[i], 0, "connect %d: %s", i, strerror(-fds[i]));
+	}
+	/* Every request is inside a worker, none answered yet. */
+	cr_assert_eq(czt_wait_line(c.proc, CZT_OUT, "accepted ", IN_FLIGHT, 10000), IN_FLIGHT,
+		"%s: the workers accepted all %d connections", sched, IN_FLIGHT);
+	cr_assert_eq(readable(fds), 0, "%s: no request was answered before SIGTERM", sched);
+	cr_assert_eq(czt_signal(c.proc, SIGTERM), 0);
+	for (int i = 0; i < IN_FLIGHT; i++) {
+		pid_t pid = czt_read_pid(fds[i], 10000);
+
+		close(fds[i]);
+		cr_expect(pid > 0 && czt_cluster_owns(&c, pid), "%s: in-flight request %d answered "
+			"by %d (%s)", sched, i, (int)pid, pid < 0 ? strerror(-pid) : czt_last_bad());
+	}
+	expect_stopped(c.proc, pids, sched);
+	cr_expect_eq(czt_count(c.proc, CZT_ERR, "clusterize: stopping (SIGTERM)"), 1);
+	cr_expect_eq(czt_count(c.proc, CZT_ERR, ") exited with code 0"), WORKERS,
+		"%s: every worker finished and exited 0", sched);
+	cr_expect_eq(czt_count(c.proc, CZT_ERR, "killed by signal"), 0, "%s: none was killed",
+		sched);
+}
+
+Test(stop, rr_sigterm_answers_every_request_in_flight)
+{
+	sigterm_finishes_in_flight("rr");
+}
+
+Test(stop, none_sigterm_answers_every_request_in_flight)
+{
+	sigterm_finishes_in_flight("none");
+}
+
+/* Each worker was killed by SIGKILL (it ignores SIGTERM). */
+static void expect_all_killed(const struct czt_cluster *c)
+{
+	for (int i = 0; i < WORKERS; i++) {
+		char line[96];
+
+		snprintf(line, sizeof(line), "(pid %d) killed by signal SIGKILL", (int)c->w[i].pid);
+		cr_expect_eq(czt_count(c->proc, CZT_ERR, line), 1, "worker %d: '%s'", c->w[i].id,
+			line);
+	}
+}
+
+Test(stop, second_sigterm_kills_at_once)
+{
+	const char *largs[] = { "-s", "rr", "--grace", "30", NULL };
+	const char *srv[] = { "--ignore-term", NULL };
+	struct czt_cluster c;
+	pid_t pids[WORKERS];
+
+	start(&c, largs, srv);
+	worker_pids(&c, pids);
+	cr_assert_eq(czt_signal(c.proc, SIGTERM), 0);
+	cr_assert_eq(czt_wait_line(c.proc, CZT_ERR, "clusterize: stopping (SIGTERM)", 1, 10000), 1);
+	cr_expect(!czt_exited(c.proc), "workers ignoring SIGTERM keep the launcher waiting");
+	cr_assert_eq(czt_signal(c.proc, SIGTERM), 0);
+	cr_expect_eq(czt_wait_line(c.proc, CZT_ERR, "clusterize: stopping now (SIGTERM)", 1,
+		10000), 1);
+	expect_stopped(c.proc, pids, "second SIGTERM");
+	expect_all_killed(&c);
+}
+
+Test(stop, sigquit_kills_at_once)
+{
+	const char *largs[] = { "-s", "rr", "--grace", "30", NULL };
+	const char *srv[] = { "--ignore-term", NULL };
+	struct czt_cluster c;
+	pid_t pids[WORKERS];
+
+	start(&c, largs, srv);
+	worker_pids(&c, pids);
+	cr_assert_eq(czt_signal(c.proc, SIGQUIT), 0);
+	cr_expect_eq(czt_wait_line(c.proc, CZT_ERR, "clusterize: stopping now (SIGQUIT)", 1,
+		10000), 1);
+	expect_stopped(c.proc, pids, "SIGQUIT");
+	expect_all_killed(&c);
+}
+
+Test(stop, stop_subcommand_stops_gracefully)
+{
+	const char *largs[] = { "-s", "rr", "--control", czt_ctl_path(), NULL };
+	const char *srv[] = { "--graceful", NULL };
+	struct czt_cluster c;
+	struct czt_ops_run run;
+	pid_t pids[WORKERS];
+
+	start(&c, largs, srv);
+	worker_pids(&c, pids);
+	int rc = czt_ops_client(&run, -1, NULL, "stop", "--control", czt_ctl_path(), NULL);
+
+	cr_expect_eq(rc, 0, "clusterize stop exits 0, got %d: %s", rc, run.err);
+	czt_ops_run_free(&run);
+	expect_stopped(c.proc, pids, "clusterize stop");
+	cr_expect_eq(czt_count(c.proc, CZT_ERR, "clusterize: stopping (stop request)"), 1);
+	cr_expect_eq(czt_count(c.proc, CZT_ERR, ") exited with code 0"), WORKERS,
+		"every worker exited 0 after its SIGTERM");
+}

@@ -1,0 +1,382 @@
+/* czt_ops: spawning with a pre-exec hook, subcommand runs, JSON (czt_ops.h). */
+#include <criterion/criterion.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "czt_ops.h"
+
+#define MAX_HOOKED 8
+#define MAX_ARGS 32
+#define CLIENT_MS 15000
+
+extern char **environ;
+
+static struct czt_proc hooked[MAX_HOOKED];
+static int nhooked;
+
+void czt_ops_teardown(void)
+{
+	for (int i = 0; i < nhooked; i++) {
+		czt_kill_group(&hooked[i]);
+		czt_wait_exit(&hooked[i], 5000);
+		if (getenv("CZ_TEST_VERBOSE") != NULL) {
+			czt_dump(&hooked[i]);
+		}
+	}
+	nhooked = 0;
+	czt_teardown();
+}
+
+/* "NAME=value" sets, "NAME" unsets. */
+static void apply_env(const char *const env[])
+{
+	for (int i = 0; env != NULL && env[i] != NULL; i++) {
+		const char *eq = strchr(env[i], '=');
+
+		if (eq == NULL) {
+			unsetenv(env[i]);
+		} else {
+			char name[128];
+
+			snprintf(name, sizeof(name), "%.*s", (int)(eq - env[i]), env[i]);
+			setenv(name, eq + 1, 1);
+		}
+	}
+}
+
+static void hooked_child(const struct czt_proc *p, const char *const argv[],
+	const char *const env[], czt_ops_hook *hook, void *arg, pid_t parent)
+{
+	int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	int out = open(p->out_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+	int err = open(p->err_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+
+	setpgid(0, 0);
+	if (in < 0 || out < 0 || err < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
+		dup2(err, 2) < 0) {
+		_exit(125);
+	}
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent) {
+		_exit(125);
+	}
+	signal(SIGPIPE, SIG_DFL);
+	apply_env(env);
+	if (hook != NULL && hook(arg) != 0) {
+		dprintf(2, "czt: the pre-exec hook failed: %s\n", strerror(errno));
+		_exit(125);
+	}
+	execve(argv[0], (char *const *)argv, environ);
+	dprintf(2, "czt: exec %s: %s\n", argv[0], strerror(errno));
+	_exit(125);
+}
+
+struct czt_proc *czt_ops_spawn_hook(const char *const argv[], const char *const env[],
+	czt_ops_hook *hook, void *arg)
+{
+	cr_assert_lt(nhooked, MAX_HOOKED, "too many hooked processes in one test");
+	struct czt_proc *p = &hooked[nhooked];
+	pid_t parent = getpid();
+
+	memset(p, 0, sizeof(*p));
+	snprintf(p->out_path, sizeof(p->out_path), "%s/h%d.out", czt_tmpdir(), nhooked);
+	snprintf(p->err_path, sizeof(p->err_path), "%s/h%d.err", czt_tmpdir(), nhooked);
+	fflush(NULL);
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		hooked_child(p, argv, env, hook, arg, parent);
+	}
+	setpgid(pid, pid);
+	p->pid = pid;
+	nhooked++;
+	return p;
+}
+
+/* --- subcommands ------------------------------------------------------------ */
+
+int czt_ops_client(struct czt_ops_run *r, int uid, const char *const env[], ...)
+{
+	const char *argv[MAX_ARGS];
+	const char *envs[MAX_ARGS];
+	int n = 0, k = 0;
+	va_list ap;
+
+	argv[n++] = czt_launcher();
+	va_start(ap, env);
+	for (const char *a = va_arg(ap, const char *); a != NULL; a = va_arg(ap, const char *)) {
+		cr_assert_lt(n, MAX_ARGS - 1, "too many client arguments");
+		argv[n++] = a;
+	}
+	va_end(ap);
+	argv[n] = NULL;
+	envs[k++] = czt_asan_options();
+	for (int i = 0; env != NULL && env[i] != NULL && k < MAX_ARGS - 1; i++) {
+		envs[k++] = env[i];
+	}
+	envs[k] = NULL;
+	struct czt_proc *p = czt_spawn_as(argv, envs, uid, uid);
+
+	r->status = czt_wait_exit(p, CLIENT_MS);
+	if (r->status == -1) {
+		czt_kill_group(p);
+		czt_wait_exit(p, 5000);
+	}
+	r->out = czt_read(p, CZT_OUT);
+	r->err = czt_read(p, CZT_ERR);
+	return r->status != -1 && WIFEXITED(r->status) ? WEXITSTATUS(r->status) : -1;
+}
+
+void czt_ops_run_free(struct czt_ops_run *r)
+{
+	free(r->out);
+	free(r->err);
+	r->out = r->err = NULL;
+}
+
+int czt_ops_lines(const char *text)
+{
+	int n = 0;
+
+	for (const char *p = text; *p != '\0'; p++) {
+		n += *p == '\n';
+	}
+	return n + (text[0] != '\0' && text[strlen(text) - 1] != '\n');
+}
+
+/* --- JSON -------------------------------------------------------------------- */
+
+struct parser {
+	const char *p;
+	int depth;
+};
+
+static bool parse_value(struct parser *ps, struct czt_json *out);
+
+static void skip_ws(struct parser *ps)
+{
+	while (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r') {
+		ps->p++;
+	}
+}
+
+static bool literal(struct parser *ps, const char *word)
+{
+	size_t n = strlen(word);
+
+	if (strncmp(ps->p, word, n) != 0) {
+		return false;
+	}
+	ps->p += n;
+	return true;
+}
+
+static void put_utf8(char **o, unsigned cp)
+{
+	if (cp < 0x80) {
+		*(*o)++ = (char)cp;
+	} else if (cp < 0x800) {
+		*(*o)++ = (char)(0xc0 | cp >> 6);
+		*(*o)++ = (char)(0x80 | (cp & 0x3f));
+	} else {
+		*(*o)++ = (char)(0xe0 | cp >> 12);
+		*(*o)++ = (char)(0x80 | (cp >> 6 & 0x3f));
+		*(*o)++ = (char)(0x80 | (cp & 0x3f));
+	}
+}
+
+/* A string at ps->p (which is '"'); its unescaped copy (UTF-16 surrogates
+ * are kept as they come, which is enough for these tests). */
+static char *parse_string(struct parser *ps)
+{
+	const char *s = ++ps->p;
+	char *buf = malloc(strlen(s) * 3 + 1), *o = buf;
+
+	cr_assert_not_null(buf);
+	for (;;) {
+		unsigned char c = (unsigned char)*s++;
+
+		if (c == '"') {
+			break;
+		}
+		if (c < 0x20) {
+			free(buf);
+			return NULL;
+		}
+		if (c != '\\') {
+			*o++ = (char)c;
+			continue;
+		}
+		c = (unsigned char)*s++;
+		const char *esc = strchr("\"\\/bfnrt", c);
+		unsigned cp;
+
+		if (c != '\0' && esc != NULL) {
+			*o++ = "\"\\/\b\f\n\r\t"[esc - "\"\\/bfnrt"];
+		} else if (c == 'u' && isxdigit((unsigned char)s[0]) &&
+			isxdigit((unsigned char)s[1]) && isxdigit((unsigned char)s[2]) &&
+			isxdigit((unsigned char)s[3]) && sscanf(s, "%4x", &cp) == 1) {
+			put_utf8(&o, cp);
+			s += 4;
+		} else {
+			free(buf);
+			return NULL;
+		}
+	}
+	*o = '\0';
+	ps->p = s;
+	return buf;
+}
+
+static bool parse_number(struct parser *ps, struct czt_json *out)
+{
+	const char *s = ps->p;
+	char *end;
+
+	if (*s == '-') {
+		s++;
+	}
+	if (!isdigit((unsigned char)*s) || (s[0] == '0' && isdigit((unsigned char)s[1]))) {
+		return false;
+	}
+	out->type = CZT_JSON_NUM;
+	out->num = strtod(ps->p, &end);
+	ps->p = end;
+	return end > s;
+}
+
+static struct czt_json *add_kid(struct czt_json *j)
+{
+	j->kids = realloc(j->kids, (size_t)(j->n + 1) * sizeof(*j->kids));
+	cr_assert_not_null(j->kids);
+	memset(&j->kids[j->n], 0, sizeof(*j->kids));
+	return &j->kids[j->n++];
+}
+
+/* The elements of an array or the members of an object, after its bracket. */
+static bool parse_items(struct parser *ps, struct czt_json *out, bool members)
+{
+	char close = members ? '}' : ']';
+
+	out->type = members ? CZT_JSON_OBJ : CZT_JSON_ARR;
+	ps->p++;
+	skip_ws(ps);
+	if (*ps->p == close) {
+		ps->p++;
+		return true;
+	}
+	for (;;) {
+		struct czt_json *kid = add_kid(out);
+
+		skip_ws(ps);
+		if (members) {
+			if (*ps->p != '"' || (kid->key = parse_string(ps)) == NULL) {
+				return false;
+			}
+			skip_ws(ps);
+			if (*ps->p++ != ':') {
+				return false;
+			}
+		}
+		if (!parse_value(ps, kid)) {
+			return false;
+		}
+		skip_ws(ps);
+		if (*ps->p == close) {
+			ps->p++;
+			return true;
+		}
+		if (*ps->p++ != ',') {
+			return false;
+		}
+	}
+}
+
+static bool parse_value(struct parser *ps, struct czt_json *out)
+{
+	bool ok;
+
+	skip_ws(ps);
+	if (++ps->depth > 64) {
+		return false;
+	}
+	switch (*ps->p) {
+	case '{': ok = parse_items(ps, out, true); break;
+	case '[': ok = parse_items(ps, out, false); break;
+	case '"':
+		out->type = CZT_JSON_STR;
+		ok = (out->str = parse_string(ps)) != NULL;
+		break;
+	case 't': out->type = CZT_JSON_BOOL; out->num = 1; ok = literal(ps, "true"); break;
+	case 'f': out->type = CZT_JSON_BOOL; ok = literal(ps, "false"); break;
+	case 'n': out->type = CZT_JSON_NULL; ok = literal(ps, "null"); break;
+	default: ok = parse_number(ps, out); break;
+	}
+	ps->depth--;
+	return ok;
+}
+
+static void free_kids(struct czt_json *j)
+{
+	for (int i = 0; i < j->n; i++) {
+		free_kids(&j->kids[i]);
+	}
+	free(j->kids);
+	free(j->str);
+	free(j->key);
+}
+
+void czt_json_free(struct czt_json *j)
+{
+	if (j != NULL) {
+		free_kids(j);
+		free(j);
+	}
+}
+
+struct czt_json *czt_json_parse(const char *text)
+{
+	struct czt_json *j = calloc(1, sizeof(*j));
+	struct parser ps = { text, 0 };
+
+	cr_assert_not_null(j);
+	bool ok = parse_value(&ps, j);
+
+	skip_ws(&ps);
+	if (!ok || *ps.p != '\0') {
+		czt_json_free(j);
+		return NULL;
+	}
+	return j;
+}
+
+const struct czt_json *czt_json_get(const struct czt_json *obj, const char *key)
+{
+	if (obj == NULL || obj->type != CZT_JSON_OBJ) {
+		return NULL;
+	}
+	for (int i = 0; i < obj->n; i++) {
+		if (strcmp(obj->kids[i].key, key) == 0) {
+			return &obj->kids[i];
+		}
+	}
+	return NULL;
+}
+
+const struct czt_json *czt_json_typed(const struct czt_json *obj, const char *key,
+	enum czt_json_type t)
+{
+	const struct czt_json *v = czt_json_get(obj, key);
+
+	return v != NULL && v->type == t ? v : NULL;
+}
