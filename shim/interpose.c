@@ -214,6 +214,7 @@ __attribute__((constructor)) static void clusterize_init(void)
 	cz_syms_bind();
 	cz_log_init();
 	if (ctl == NULL || ctl[0] == '\0') {
+		errno = saved;
 		return; /* not a worker: pass everything through */
 	}
 	if (getenv(CZ_ENV_WORKER_ID) != NULL && cz_node_fixup_env()) {

@@ -86,7 +86,7 @@ static int free_privileged_port(void)
 static struct czt_proc *launch_as_nobody(int port, const char *allow)
 {
 	static char portarg[16];
-	const char *largs[8];
+	const char *largs[8] = { 0 };
 	int n = 0;
 
 	snprintf(portarg, sizeof(portarg), "%d", port);
