@@ -42,6 +42,11 @@ static inline long ret(long r, int saved)
 
 #define WRAP(expr) do { int saved_ = errno; return ret((expr), saved_); } while (0)
 
+CZ_EXPORT int socket(int domain, int type, int protocol)
+{
+	WRAP(shim_socket(domain, type, protocol));
+}
+
 CZ_EXPORT int bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 {
 	WRAP(shim_bind(fd, addr.__sockaddr__, len));

@@ -194,6 +194,21 @@ static void forget(int fd)
 	}
 }
 
+/*
+ * A listener closed where no wrapper sees it (fclose of an fdopen()ed
+ * socket closes through libc's internal close) leaves a record behind;
+ * a new socket at that number must start clean.
+ */
+int shim_socket(int domain, int type, int protocol)
+{
+	int fd = real_socket(domain, type, protocol);
+
+	if (fd >= 0) {
+		forget(fd);
+	}
+	return fd;
+}
+
 /* --- bind ---------------------------------------------------------------- */
 
 static int ask_bind(const struct ident *id, const struct cz_addr *addr,

@@ -11,6 +11,7 @@
 
 #include "fdtab.h"
 
+int shim_socket(int domain, int type, int protocol);
 int shim_bind(int fd, const struct sockaddr *addr, socklen_t len);
 int shim_listen(int fd, int backlog);
 /* `plain`: the app called accept() (not accept4), flags must be 0. */

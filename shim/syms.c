@@ -17,6 +17,7 @@
 	X(fcntl, "fcntl64")                 \
 	X(close_range, "close_range")       \
 	X(closefrom, "closefrom")           \
+	X(socket, "socket")                 \
 	X(bind, "bind")                     \
 	X(listen, "listen")                 \
 	X(accept, "accept")                 \
@@ -203,6 +204,14 @@ int real_bind(int fd, const struct sockaddr *addr, socklen_t len)
 		RET(libc.bind(fd, addr, len));
 	}
 	return (int)RAW(SYS_bind, fd, addr, len, 0);
+}
+
+int real_socket(int domain, int type, int protocol)
+{
+	if (HAVE(socket)) {
+		RET(libc.socket(domain, type, protocol));
+	}
+	return (int)RAW(SYS_socket, domain, type, protocol, 0);
 }
 
 int real_listen(int fd, int backlog)

@@ -24,6 +24,7 @@ int real_dup3(int oldfd, int newfd, int flags);
 int real_fcntl(int fd, int cmd, void *arg);
 int real_close_range(unsigned first, unsigned last, int flags);
 int real_closefrom(int lowfd); /* -ENOSYS when libc has none */
+int real_socket(int domain, int type, int protocol);
 int real_bind(int fd, const struct sockaddr *addr, socklen_t len);
 int real_listen(int fd, int backlog);
 int real_accept(int fd, struct sockaddr *addr, socklen_t *len);

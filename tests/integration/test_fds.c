@@ -2,7 +2,9 @@
  * The shim's fd table follows the app: a server that closes every inherited
  * fd at start (close_range(3, ~0U, 0)) keeps its control connection, and a
  * listener moved through F_DUPFD_CLOEXEC, syscall(SYS_close), dup2 and dup3
- * (as libuv does) is still the shared one.
+ * (as libuv does) is still the shared one.  A listener closed where no
+ * wrapper sees it (fclose of an fdopen()ed socket) does not haunt the next
+ * socket that gets its fd number.
  */
 #include <criterion/criterion.h>
 #include <string.h>
@@ -56,4 +58,14 @@ Test(fds, dup_and_syscall_close_rr)
 Test(fds, dup_and_syscall_close_none)
 {
 	check_serves("none", "--fd-games");
+}
+
+Test(fds, fclose_then_new_socket_rr)
+{
+	check_serves("rr", "--fclose-first");
+}
+
+Test(fds, fclose_then_new_socket_none)
+{
+	check_serves("none", "--fclose-first");
 }

@@ -58,6 +58,7 @@ static struct {
 	bool close_fds;
 	bool sockopts;
 	bool fd_games;
+	bool fclose_first;
 	int count;
 	int family;
 	int delay_ms;
@@ -89,7 +90,7 @@ static void usage(void)
 	fprintf(stderr, "usage: cz-server [--style blocking|epoll-et|epoll-lt|poll|select|"
 		"threads|prefork] [--count N] [--addr A] [--port P] [--unix PATH] [--udp]\n"
 		"       [--v6only] [--shutdown-after N [--shutdown-id ID]] [--close-fds]\n"
-		"       [--sockopts] [--fd-games] [--delay-ms N] [--graceful] [--log-accepts]\n"
+		"       [--sockopts] [--fd-games] [--fclose-first] [--delay-ms N] [--graceful] [--log-accepts]\n"
 		"       [--fail-if-id-gt N] [--no-listen-if-id-gt N] [--usr1-exits CODE]\n"
 		"       [--ignore-term]\n");
 	exit(2);
@@ -121,6 +122,7 @@ static void parse_args(int argc, char **argv)
 		{ "close-fds", no_argument, NULL, 'c' },
 		{ "sockopts", no_argument, NULL, 'o' },
 		{ "fd-games", no_argument, NULL, 'g' },
+		{ "fclose-first", no_argument, NULL, 'C' },
 		{ "delay-ms", required_argument, NULL, 'd' },
 		{ "graceful", no_argument, NULL, 'G' },
 		{ "log-accepts", no_argument, NULL, 'L' },
@@ -146,6 +148,7 @@ static void parse_args(int argc, char **argv)
 		case 'c': opt.close_fds = true; break;
 		case 'o': opt.sockopts = true; break;
 		case 'g': opt.fd_games = true; break;
+		case 'C': opt.fclose_first = true; break;
 		case 'd': opt.delay_ms = atoi(optarg); break;
 		case 'G': opt.graceful = true; break;
 		case 'L': opt.log_accepts = true; break;
@@ -275,12 +278,38 @@ static int fd_games(int fd)
 	return b;
 }
 
+/*
+ * Binds a first socket (port 0) and closes it with fclose(fdopen()), which
+ * closes through libc's internal close where no wrapper sees it.  The real
+ * listener, made next, most likely gets the same fd number.
+ */
+static void bind_and_fclose(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = make_addr(&ss);
+	int fd = socket(opt.family, SOCK_STREAM, 0);
+	FILE *f;
+
+	((struct sockaddr_in *)&ss)->sin_port = 0; /* same offset in v6 */
+	if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) < 0) {
+		die("fclose-first: bind");
+	}
+	f = fdopen(fd, "r");
+	if (f == NULL || fclose(f) != 0) {
+		die("fclose-first: fclose");
+	}
+}
+
 static int make_listener(void)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = make_addr(&ss);
-	int fd = socket(opt.family, opt.udp ? SOCK_DGRAM : SOCK_STREAM, 0);
+	int fd;
 
+	if (opt.fclose_first) {
+		bind_and_fclose();
+	}
+	fd = socket(opt.family, opt.udp ? SOCK_DGRAM : SOCK_STREAM, 0);
 	if (fd < 0) {
 		die("socket");
 	}
