@@ -100,7 +100,7 @@ static int send_msg(int fd, const void *buf, size_t len)
 }
 
 /* Closes every fd carried by `msg` except the first, returned. */
-int cz_ctl_take_fds(struct msghdr *msg)
+static int take_fds(struct msghdr *msg)
 {
 	struct cmsghdr *c;
 	int first = -1;
@@ -124,37 +124,53 @@ int cz_ctl_take_fds(struct msghdr *msg)
 	return first;
 }
 
-/* Receives the reply to `want`; returns 0 or -errno. */
-static int recv_reply(int fd, uint32_t want, struct cz_msg_reply *rep,
-	int *fd_out)
+ssize_t cz_ctl_recv(int fd, void *buf, size_t len, int rflags, int *fd_out,
+	bool *ctrunc)
 {
 	union {
 		struct cmsghdr align;
 		char buf[CMSG_SPACE(4 * sizeof(int))];
 	} cbuf;
+	struct iovec iov = { buf, len };
+	struct msghdr msg = { 0 };
+	ssize_t n;
+
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cbuf.buf;
+	msg.msg_controllen = sizeof(cbuf.buf);
+	n = recvmsg(fd, &msg, rflags);
+	if (n < 0) {
+		*fd_out = -1;
+		return -errno;
+	}
+	*fd_out = take_fds(&msg);
+	if (ctrunc != NULL) {
+		*ctrunc = (msg.msg_flags & MSG_CTRUNC) != 0;
+	}
+	return n;
+}
+
+/* Receives the reply to `want`; returns 0 or -errno. */
+static int recv_reply(int fd, uint32_t want, struct cz_msg_reply *rep,
+	int *fd_out)
+{
 	union {
 		struct cz_msg_reply r;
 		unsigned char raw[CZ_MSG_MAX];
 	} in;
 
 	for (;;) {
-		struct iovec iov = { &in, sizeof(in) };
-		struct msghdr msg = { 0 };
-		ssize_t n;
 		int got;
+		ssize_t n = cz_ctl_recv(fd, &in, sizeof(in), MSG_CMSG_CLOEXEC, &got,
+			NULL);
 
-		msg.msg_iov = &iov;
-		msg.msg_iovlen = 1;
-		msg.msg_control = cbuf.buf;
-		msg.msg_controllen = sizeof(cbuf.buf);
-		n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-		if (n < 0 && errno == EINTR) {
+		if (n == -EINTR) {
 			continue;
 		}
 		if (n <= 0) {
-			return n == 0 ? -ECONNRESET : -errno;
+			return n == 0 ? -ECONNRESET : (int)n;
 		}
-		got = cz_ctl_take_fds(&msg);
 		if (cz_proto_check(&in, (size_t)n) != CZ_MSG_REPLY ||
 		    in.r.hdr.seq != want) {
 			if (got >= 0) {

@@ -11,6 +11,7 @@
 #define CZ_SHIM_CTL_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "proto.h"
@@ -40,9 +41,14 @@ int cz_ctl_request(struct cz_msg_hdr *req, struct cz_msg_reply *rep,
  */
 void cz_ctl_move_away(int fd);
 
-/* Keeps the first SCM_RIGHTS fd of `msg` (returned, or -1), closes the rest. */
-struct msghdr;
-int cz_ctl_take_fds(struct msghdr *msg);
+/*
+ * One recvmsg(2) of a message carrying at most one fd (any extra fd is
+ * closed).  Returns the message's length (0 at EOF) or -errno, with the fd
+ * (or -1) in *fd_out and, if ctrunc is not NULL, whether the kernel had to
+ * drop fds (MSG_CTRUNC: the process is at its fd limit).
+ */
+ssize_t cz_ctl_recv(int fd, void *buf, size_t len, int rflags, int *fd_out,
+	bool *ctrunc);
 
 /*
  * Keeps `fd` as one of the shim's own fds: moved to a high number, CLOEXEC,

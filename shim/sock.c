@@ -528,43 +528,33 @@ static int rr_accept(int fd, struct cz_fdrec *rec, struct sockaddr *addr,
 	socklen_t *len, int flags)
 {
 	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(4 * sizeof(int))];
-	} cbuf;
-	union {
 		struct cz_msg_conn c;
 		unsigned char raw[CZ_MSG_MAX];
 	} in;
 	uint32_t pending = __atomic_load_n(&rec->ack_pending, __ATOMIC_RELAXED);
+	int rflags = (flags & SOCK_CLOEXEC) ? MSG_CMSG_CLOEXEC : 0;
 
 	if (pending != 0) {
 		ack(fd, rec, pending);
 	}
 	for (;;) {
-		struct iovec iov = { &in, sizeof(in) };
-		struct msghdr msg = { 0 };
-		ssize_t n;
+		bool trunc;
 		int cfd;
+		ssize_t n = cz_ctl_recv(fd, &in, sizeof(in), rflags, &cfd, &trunc);
 
-		msg.msg_iov = &iov;
-		msg.msg_iovlen = 1;
-		msg.msg_control = cbuf.buf;
-		msg.msg_controllen = sizeof(cbuf.buf);
-		n = recvmsg(fd, &msg, (flags & SOCK_CLOEXEC) ? MSG_CMSG_CLOEXEC : 0);
 		if (n < 0) {
-			return -errno;
+			return (int)n;
 		}
 		if (n == 0) {
 			return channel_eof(fd);
 		}
-		cfd = cz_ctl_take_fds(&msg);
 		if (cz_proto_check(&in, (size_t)n) != CZ_MSG_CONN) {
 			if (cfd >= 0) {
 				real_close(cfd);
 			}
 			continue; /* NUDGE, or garbage */
 		}
-		if (cfd < 0 || (msg.msg_flags & MSG_CTRUNC)) {
+		if (cfd < 0 || trunc) {
 			if (cfd >= 0) {
 				real_close(cfd);
 			}

@@ -29,15 +29,7 @@ static const char *const graceful[] = { "--graceful", "--delay-ms", "20", NULL }
 /* clusterize -w 4 LARGS -- cz-server SRV... */
 static void start(struct czt_cluster *c, const char *const largs[], const char *const srv[])
 {
-	const char *cmd[16];
-	int n = 0;
-
-	cmd[n++] = czt_server();
-	for (int i = 0; srv[i] != NULL && n < 15; i++) {
-		cmd[n++] = srv[i];
-	}
-	cmd[n] = NULL;
-	czt_cluster_start_argv(c, WORKERS, largs, cmd, NULL);
+	czt_cluster_start_server(c, WORKERS, largs, srv);
 }
 
 static bool has_pid(const struct czt_worker *w, int n, pid_t pid)

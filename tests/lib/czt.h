@@ -90,6 +90,9 @@ void czt_cluster_start(struct czt_cluster *c, int workers, const char *sched, ..
 /* Same with launcher args before "--" and any command after it. */
 void czt_cluster_start_argv(struct czt_cluster *c, int workers, const char *const largs[],
 	const char *const cmd[], const char *const env[]);
+/* clusterize -w WORKERS LARGS -- cz-server SRV...; as czt_cluster_start_argv. */
+void czt_cluster_start_server(struct czt_cluster *c, int workers, const char *const largs[],
+	const char *const srv[]);
 /* pid is one of c's listening workers, or a child of one (prefork). */
 bool czt_cluster_owns(const struct czt_cluster *c, pid_t pid);
 /* Index of the worker whose pid (or whose child's pid) this is, or -1. */

@@ -75,3 +75,18 @@ bool czt_cluster_owns(const struct czt_cluster *c, pid_t pid)
 {
 	return czt_cluster_worker_of(c, pid) >= 0;
 }
+
+void czt_cluster_start_server(struct czt_cluster *c, int workers, const char *const largs[],
+	const char *const srv[])
+{
+	const char *cmd[32];
+	int n = 0;
+
+	cmd[n++] = czt_server();
+	for (int i = 0; srv[i] != NULL; i++) {
+		cr_assert_lt(n, 31, "too many server arguments");
+		cmd[n++] = srv[i];
+	}
+	cmd[n] = NULL;
+	czt_cluster_start_argv(c, workers, largs, cmd, NULL);
+}
