@@ -1,6 +1,7 @@
 /*
  * Failures: a worker SIGSTOPped or SIGKILLed while connections are queued for
- * it loses none of them; dead workers are replaced under a new id while the
+ * it loses none of them, nor does one at its open-files limit (it cannot
+ * receive the connection's fd: the primary gives it to another); dead workers are replaced under a new id while the
  * port stays up; crash loops give up by themselves; SIGTERM stops everything
  * with 0; a SIGKILLed launcher takes its workers with it.
  */
@@ -119,6 +120,33 @@ Test(failures, sigstopped_worker_loses_no_connection)
 		"worker %d serves again after SIGCONT (%d asked, %d unanswered)",
 		(int)c.w[0].pid, ask.asked, ask.failed);
 	cr_expect_eq(ask.failed, 0, "every connection after SIGCONT answered");
+	czt_stop(c.proc);
+}
+
+Test(failures, worker_at_fd_limit_loses_no_connection)
+{
+	struct czt_cluster c;
+	struct czt_addr a;
+	pid_t pids[QUEUED];
+	const struct czt_worker *full, *other;
+
+	czt_cluster_start(&c, 2, "rr", "--style", "blocking", "--emfile-id", "1", NULL);
+	full = c.w[0].id == 1 ? &c.w[0] : &c.w[1];
+	other = full == &c.w[0] ? &c.w[1] : &c.w[0];
+	cr_assert_eq(czt_wait_line(c.proc, CZT_OUT, "fds exhausted", 1, 10000), 1,
+		"worker 1 runs at its fd limit");
+	czt_addr_tcp(&a, "127.0.0.1", c.port);
+	int answered = czt_ask_many(&a, QUEUED, 4, pids, 30000);
+
+	cr_expect_eq(answered, QUEUED, "%d of %d connections answered (%s)", answered, QUEUED,
+		czt_last_bad());
+	for (int i = 0; i < QUEUED; i++) {
+		cr_expect(pids[i] == other->pid, "connection %d answered by %d, expected worker "
+			"%d (pid %d)", i, (int)pids[i], other->id, (int)other->pid);
+	}
+	/* It did try, and its accept() said EMFILE, as the kernel's would. */
+	cr_expect_eq(czt_wait_line(c.proc, CZT_OUT, "emfile", 1, 10000), 1,
+		"worker %d (pid %d) saw EMFILE", full->id, (int)full->pid);
 	czt_stop(c.proc);
 }
 

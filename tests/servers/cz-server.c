@@ -30,6 +30,7 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/select.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -65,6 +66,7 @@ static struct {
 	bool graceful;
 	bool log_accepts;
 	int fail_if_id_gt;
+	int emfile_id;
 	int no_listen_if_id_gt;
 	int usr1_exits;
 	bool ignore_term;
@@ -90,7 +92,7 @@ static void usage(void)
 	fprintf(stderr, "usage: cz-server [--style blocking|epoll-et|epoll-lt|poll|select|"
 		"threads|prefork] [--count N] [--addr A] [--port P] [--unix PATH] [--udp]\n"
 		"       [--v6only] [--shutdown-after N [--shutdown-id ID]] [--close-fds]\n"
-		"       [--sockopts] [--fd-games] [--fclose-first] [--delay-ms N] [--graceful] [--log-accepts]\n"
+		"       [--sockopts] [--fd-games] [--fclose-first] [--emfile-id ID] [--delay-ms N] [--graceful] [--log-accepts]\n"
 		"       [--fail-if-id-gt N] [--no-listen-if-id-gt N] [--usr1-exits CODE]\n"
 		"       [--ignore-term]\n");
 	exit(2);
@@ -123,6 +125,7 @@ static void parse_args(int argc, char **argv)
 		{ "sockopts", no_argument, NULL, 'o' },
 		{ "fd-games", no_argument, NULL, 'g' },
 		{ "fclose-first", no_argument, NULL, 'C' },
+		{ "emfile-id", required_argument, NULL, 'E' },
 		{ "delay-ms", required_argument, NULL, 'd' },
 		{ "graceful", no_argument, NULL, 'G' },
 		{ "log-accepts", no_argument, NULL, 'L' },
@@ -149,6 +152,7 @@ static void parse_args(int argc, char **argv)
 		case 'o': opt.sockopts = true; break;
 		case 'g': opt.fd_games = true; break;
 		case 'C': opt.fclose_first = true; break;
+		case 'E': opt.emfile_id = atoi(optarg); break;
 		case 'd': opt.delay_ms = atoi(optarg); break;
 		case 'G': opt.graceful = true; break;
 		case 'L': opt.log_accepts = true; break;
@@ -472,6 +476,13 @@ static void accept_error(int err)
 {
 	if (err >= 0 || err == -EAGAIN || err == -EINTR || err == -ECONNABORTED) {
 		return;
+	}
+	if (err == -EMFILE && opt.emfile_id > 0) {
+		/* Like a server that stops accepting while it is out of fds. */
+		printf("emfile %d\n", (int)getpid());
+		for (;;) {
+			pause();
+		}
 	}
 	errno = -err;
 	die("accept");
@@ -801,6 +812,25 @@ static void start_rules(void)
 	}
 }
 
+/*
+ * --emfile-id ID: worker ID runs at its open-files limit, so it cannot
+ * receive a connection: the lowest free fd number becomes the limit.
+ */
+static void exhaust_fds(void)
+{
+	struct rlimit rl;
+	int lowest = dup(0);
+
+	if (lowest < 0 || close(lowest) < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		die("emfile-id");
+	}
+	rl.rlim_cur = (rlim_t)lowest;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		die("emfile-id setrlimit");
+	}
+	printf("fds exhausted %d\n", (int)getpid());
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -813,6 +843,9 @@ int main(int argc, char **argv)
 	}
 	int lfd = make_listener();
 
+	if (opt.emfile_id > 0 && worker_id() == opt.emfile_id) {
+		exhaust_fds();
+	}
 	if (opt.udp) {
 		run_udp(lfd);
 	}
