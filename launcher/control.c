@@ -145,8 +145,6 @@ static int on_hello(struct conn *k, const union msg *m)
 	}
 	k->hello = true;
 	k->worker_id = m->hello.worker_id;
-	cz_log(CZ_LOG_DEBUG, "worker %u: hello from pid %d (%s)", k->worker_id,
-		k->pid, m->hello.exe);
 	if (k->c->ev.hello != NULL) {
 		k->c->ev.hello(k->c->ev.data, k->worker_id, k->pid,
 			m->hello.flags, m->hello.exe);

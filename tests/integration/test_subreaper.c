@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "czt.h"
 #include "czt_ops.h"
@@ -143,4 +144,59 @@ Test(subreaper, without_the_option_orphans_go_elsewhere)
 		"the launcher's", (int)orphan);
 	kill(orphan, SIGKILL);
 	czt_stop(c.proc);
+}
+
+/* The first child of `pid`, from /proc/PID/task/PID/children; 0 if none. */
+static pid_t first_child(pid_t pid)
+{
+	char path[96];
+	int child = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	f = fopen(path, "re");
+	if (f != NULL) {
+		if (fscanf(f, "%d", &child) != 1) {
+			child = 0;
+		}
+		fclose(f);
+	}
+	return child;
+}
+
+/*
+ * As PID 1 (of a new pid namespace, as in a container) every orphan is the
+ * launcher's without --subreaper, and it reaps them: no zombie is left.
+ */
+Test(subreaper, as_pid_1_orphans_are_reaped)
+{
+	const char *unshare = czt_which("unshare");
+	static char script[512];
+
+	if (unshare == NULL || geteuid() != 0) {
+		cr_skip_test("needs root and unshare(1) for a pid namespace");
+	}
+	snprintf(script, sizeof(script),
+		"/bin/sh -c 'sleep 0.2 </dev/null >/dev/null 2>&1 &'; "
+		"exec %s --style poll", czt_server());
+	const char *argv[] = { unshare, "--pid", "--fork", "--kill-child", czt_launcher(),
+		"-v", "-w", "1", "--", "/bin/sh", "-c", script, NULL };
+	const char *env[] = { czt_asan_options(), NULL };
+	struct czt_proc *p = czt_spawn(argv, env);
+
+	cr_assert_eq(czt_wait_line(p, CZT_ERR, "listening on", 1, 10000), 1,
+		"the worker listens");
+	cr_assert_eq(czt_wait_line(p, CZT_ERR, "(not a worker)", 1, 10000), 1,
+		"the launcher, PID 1 in its namespace, reaps the orphan");
+	pid_t launcher = first_child(p->pid);
+
+	cr_assert_gt(launcher, 0, "the launcher runs under unshare (pid %d)", (int)p->pid);
+	cr_expect_eq(zombies_of(launcher), 0, "no zombie child of the launcher");
+	cr_expect_eq(czt_count(p, CZT_ERR, " forked"), 1, "no worker was replaced");
+	/* unshare leaves signals to its child: stop the launcher itself. */
+	cr_assert_eq(kill(launcher, SIGTERM), 0);
+	int status = czt_wait_exit(p, 10000);
+
+	cr_expect(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		"the launcher stops with 0 (status 0x%x)", status);
 }
