@@ -180,3 +180,57 @@ Test(runtimes, nginx_none)
 {
 	check_nginx("none");
 }
+
+/* lighttpd: accept4 with SOCK_CLOEXEC|SOCK_NONBLOCK, its own fdevent loop.
+ * Tested when installed (not by scripts/setup, as for nginx). */
+static void check_lighttpd(const char *sched)
+{
+	struct czt_cluster c;
+	const char *lighttpd = need("lighttpd");
+	const char *dir = czt_tmpdir();
+	const char *largs[] = { "-s", sched, NULL };
+	int port = czt_free_port(AF_INET);
+	char conf[512], page[512], text[1024];
+	FILE *f;
+
+	cr_assert_gt(port, 0);
+	snprintf(page, sizeof(page), "%s/index.html", dir);
+	f = fopen(page, "w");
+	cr_assert_not_null(f);
+	fputs("hello\n", f);
+	fclose(f);
+	snprintf(conf, sizeof(conf), "%s/lighttpd.conf", dir);
+	snprintf(text, sizeof(text),
+		"server.document-root = \"%s\"\nserver.bind = \"127.0.0.1\"\n"
+		"server.port = %d\nserver.errorlog = \"%s/error.log\"\n", dir, port, dir);
+	f = fopen(conf, "w");
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+	const char *cmd[] = { lighttpd, "-D", "-f", conf, NULL };
+
+	czt_cluster_start_argv(&c, 2, largs, cmd, NULL);
+	cr_assert_eq(c.port, port, "lighttpd listens on its configured port: %s", c.w[0].what);
+	for (int i = 0; i < REQUESTS; i++) {
+		char body[16] = "";
+		int status = czt_http_get("127.0.0.1", port, "/index.html", body, sizeof(body),
+			10000);
+
+		cr_expect_eq(status, 200, "lighttpd/%s: GET %d gave %d", sched, i, status);
+		cr_expect_str_eq(body, "hello\n", "lighttpd/%s: GET %d body", sched, i);
+	}
+	int status = czt_stop(c.proc);
+
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "lighttpd: exit 0 (0x%x)",
+		status);
+}
+
+Test(runtimes, lighttpd_rr)
+{
+	check_lighttpd("rr");
+}
+
+Test(runtimes, lighttpd_none)
+{
+	check_lighttpd("none");
+}
