@@ -209,6 +209,9 @@ static __attribute__((noreturn)) void child_exec(const struct cz_spawn *sp,
 	}
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* A group of its own: the terminal's ^C reaches only the launcher,
+	 * and what the worker starts can be killed with it. */
+	setpgid(0, 0);
 	if (out_w[0] >= 0 && (dup2(out_w[0], STDOUT_FILENO) < 0 ||
 		dup2(out_w[1], STDERR_FILENO) < 0)) {
 		child_fail(errfd, STEP_DUP2);
@@ -298,6 +301,9 @@ int cz_spawn_fork(struct cz_spawn *sp, uint32_t id, struct cz_spawn_result *r)
 		child_exec(sp, efd[1], out_w, parent);
 	}
 	err = errno;
+	if (r->pid > 0) {
+		setpgid(r->pid, r->pid); /* also here: no window before exec */
+	}
 	close(efd[1]);
 	close_pair(out_w);
 	if (r->pid < 0) {
@@ -397,7 +403,7 @@ struct cz_worker *cz_workers_spawn(struct cz_sup *s, unsigned slot,
 	w = new_worker(s, slot, &r);
 	if (w == NULL) {
 		/* Not tracked, so never left running. */
-		kill(r.pid, SIGKILL);
+		cz_workers_kill_group(r.pid);
 		snprintf(why, whylen, "out of memory");
 		return NULL;
 	}

@@ -101,6 +101,13 @@ static void drain_check(struct cz_sup *s, struct cz_worker *w, uint64_t now)
 	kill(w->pid, s->opts->stop_signal);
 }
 
+void cz_workers_kill_group(pid_t pid)
+{
+	if (kill(-pid, SIGKILL) < 0) {
+		kill(pid, SIGKILL);
+	}
+}
+
 void cz_workers_stop(struct cz_sup *s, struct cz_worker *w, bool kill_now)
 {
 	uint64_t now = cz_workers_now();
@@ -115,7 +122,7 @@ void cz_workers_stop(struct cz_sup *s, struct cz_worker *w, bool kill_now)
 		if (!w->killed) {
 			w->killed = true;
 			w->phase = CZ_PHASE_STOP;
-			kill(w->pid, SIGKILL);
+			cz_workers_kill_group(w->pid);
 		}
 		return;
 	}
@@ -284,6 +291,12 @@ static void reaped(struct cz_sup *s, pid_t pid, int status)
 	}
 	cz_log(CZ_LOG_INFO, "worker %u (pid %d) %s", w->id, (int)pid,
 		cz_workers_describe(status, what, sizeof(what)));
+	/* Nothing a worker started outlives it (a wrapper that forked the
+	 * server instead of exec'ing it, a helper left behind). */
+	if (kill(-pid, SIGKILL) == 0) {
+		cz_log(CZ_LOG_DEBUG, "worker %u (pid %d): killed what was left "
+			"in its process group", w->id, (int)pid);
+	}
 	cz_control_worker_exited(s->control, w->id);
 	unlink_worker(s, w);
 	if (w->candidate) {

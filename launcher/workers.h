@@ -121,6 +121,9 @@ const char *cz_workers_describe(int status, char *buf, size_t len);
 struct cz_worker *cz_workers_spawn(struct cz_sup *s, unsigned slot,
 	bool candidate, char *why, size_t whylen);
 
+/* SIGKILL to the process group of worker `pid` (its own, see spawn.c). */
+void cz_workers_kill_group(pid_t pid);
+
 /*
  * Stops `w`: no new connections, wait until it has taken those queued for
  * it, then the stop signal, then SIGKILL after the grace period (or SIGKILL

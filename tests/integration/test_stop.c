@@ -174,3 +174,35 @@ Test(stop, stop_subcommand_stops_gracefully)
 	cr_expect_eq(czt_count(c.proc, CZT_ERR, ") exited with code 0"), WORKERS,
 		"every worker exited 0 after its SIGTERM");
 }
+
+/*
+ * A worker that forked the server instead of exec'ing it (a shell wrapper
+ * without exec): stopping the launcher stops the server too, nothing of a
+ * worker outlives it.
+ */
+Test(stop, what_a_worker_started_does_not_outlive_it)
+{
+	static char script[512];
+	const char *largs[] = { "-s", "rr", NULL };
+	struct czt_cluster c;
+
+	snprintf(script, sizeof(script), "%s --style poll & wait", czt_server());
+	const char *cmd[] = { "/bin/sh", "-c", script, NULL };
+
+	czt_cluster_start_argv(&c, 2, largs, cmd, NULL);
+	/* The "listening" lines name the servers, the shells' children. */
+	pid_t servers[2] = { c.w[0].pid, c.w[1].pid };
+
+	for (int i = 0; i < 2; i++) {
+		cr_assert(czt_ppid(servers[i]) > 0 && czt_ppid(servers[i]) != c.proc->pid,
+			"server %d is a grandchild of the launcher", (int)servers[i]);
+	}
+	/* Not czt_stop: its own clean-up must not be what kills them. */
+	cr_assert_eq(czt_signal(c.proc, SIGTERM), 0);
+	int status = czt_wait_exit(c.proc, 15000);
+
+	cr_expect(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		"launcher exits 0 (0x%x)", status);
+	cr_expect(czt_wait_gone(servers, 2, 5000), "the servers %d and %d are gone too",
+		(int)servers[0], (int)servers[1]);
+}

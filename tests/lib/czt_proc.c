@@ -344,10 +344,25 @@ int czt_wait_exit(struct czt_proc *p, int ms)
 
 void czt_kill_group(struct czt_proc *p)
 {
-	if (p->pid > 0) {
-		kill(-p->pid, SIGKILL);
-		kill(p->pid, SIGKILL);
+	pid_t pids[256];
+	int n;
+
+	if (p->pid <= 0) {
+		return;
 	}
+	/*
+	 * Each worker has a process group of its own: kill those of the
+	 * launcher's live children first (only while they are its children,
+	 * so a recycled pid is never taken for one).
+	 */
+	n = czt_forked_pids(p, pids, 256);
+	for (int i = 0; i < n; i++) {
+		if (pids[i] > 0 && czt_ppid(pids[i]) == p->pid) {
+			kill(-pids[i], SIGKILL);
+		}
+	}
+	kill(-p->pid, SIGKILL);
+	kill(p->pid, SIGKILL);
 }
 
 int czt_stop(struct czt_proc *p)
