@@ -89,18 +89,6 @@ static struct rr_chan *pick(struct cz_rr_listener *l)
 	return NULL;
 }
 
-static bool any_credit(const struct cz_rr_listener *l)
-{
-	unsigned i;
-
-	for (i = 0; i < l->nchans; i++) {
-		if (has_credit(l->chans[i])) {
-			return true;
-		}
-	}
-	return false;
-}
-
 /* Sends CONN + fd.  The primary keeps its copy until the ACK. */
 static int chan_send(struct rr_chan *ch, const struct cz_rr_conn *c)
 {
@@ -594,7 +582,7 @@ static void on_listener(uv_poll_t *h, int status, int events)
 		l->emfile = true;
 		return;
 	}
-	for (i = 0; i < CZ_RR_BATCH && l->q.len == 0 && !l->emfile; i++) {
+	for (i = 0; i < CZ_RR_BATCH && l->q.len < CZ_RR_HOLD && !l->emfile; i++) {
 		c.plen = sizeof(c.peer);
 		c.fd = accept4(l->fd, (struct sockaddr *)&c.peer, &c.plen, flags);
 		if (c.fd < 0) {
@@ -605,16 +593,24 @@ static void on_listener(uv_poll_t *h, int status, int events)
 			continue;
 		}
 		l->warned = false;
-		if (send_any(l, &c) < 0) {
+		/* First come, first served: behind any already held. */
+		if (l->q.len > 0 || send_any(l, &c) < 0) {
 			requeue(l, &c);
 		}
 	}
 	update_poll(l);
 }
 
+/*
+ * Accepting goes on while a few connections can be held for the next
+ * worker with credit: stopping and restarting the poll each time credit
+ * runs out cost two epoll_ctl calls per connection under load.  Past
+ * CZ_RR_HOLD, or with no worker listening at all, they wait in the
+ * kernel's backlog.
+ */
 static void update_poll(struct cz_rr_listener *l)
 {
-	bool want = l->q.len == 0 && !l->emfile && any_credit(l);
+	bool want = !l->emfile && l->nchans > 0 && l->q.len < CZ_RR_HOLD;
 
 	if (want == l->polling) {
 		return;

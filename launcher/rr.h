@@ -28,6 +28,7 @@
 #endif
 #define CZ_RR_CREDIT_MAX CZ_RR_CREDIT
 #define CZ_RR_BATCH 64     /* accepts per readable event */
+#define CZ_RR_HOLD 16      /* accepted connections held while no worker can take one */
 #define CZ_RR_TICK_MS 100  /* stall check period */
 #define CZ_RR_STALL_MS 500 /* no ACK for this long with work queued */
 

@@ -179,14 +179,20 @@ Test(rr, credit_limits_and_cumulative_ack_frees_it)
 		cr_assert_eq(inflight(i), CZ_RR_CREDIT);
 	}
 	cr_assert_eq(cz_rr_pending(lst), 2);
-	cr_assert_not(cz_rr_polling(lst), "no credit: listener paused");
+	cr_assert(cz_rr_polling(lst), "no credit: a few are held, accepting goes on");
+	for (i = 2; i < CZ_RR_HOLD; i++) {
+		close(give_conn());
+	}
+	cr_assert_eq(cz_rr_pending(lst), CZ_RR_HOLD);
+	cr_assert_not(cz_rr_polling(lst), "as many held as allowed: listener paused");
 	/* Channel 1 takes everything; one ACK acknowledges all four. */
 	for (i = 0; i < CZ_RR_CREDIT; i++) {
 		take_conn(wfd[1]);
 	}
 	reply(wfd[1], CZ_MSG_ACK, CZ_RR_CREDIT);
-	cr_assert_eq(cz_rr_pending(lst), 0);
-	cr_assert_eq(inflight(1), 2, "the two waiting went to the only one with credit");
+	cr_assert_eq(inflight(1), CZ_RR_CREDIT,
+		"the oldest held went to the only one with credit");
+	cr_assert_eq(cz_rr_pending(lst), CZ_RR_HOLD - CZ_RR_CREDIT);
 	cr_assert(cz_rr_polling(lst));
 }
 
