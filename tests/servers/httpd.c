@@ -186,7 +186,10 @@ static void accept_all(int ep, int lfd)
 
 static void run(int lfd)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+	/* EPOLLEXCLUSIVE, as nginx does: with a listener shared between
+	 * processes, wake one of them per connection, not all. */
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE,
+		.data.ptr = NULL };
 	struct epoll_event evs[MAX_EVENTS];
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 
