@@ -259,27 +259,26 @@ unsigned cz_detect_inspect(const char *path)
 
 void cz_detect_warn(const char *cmd, unsigned flags)
 {
-	static const char tail[] =
-		"its workers will not share listening sockets";
+	static const struct {
+		unsigned flag;
+		const char *why;
+	} reasons[] = {
+		{ CZ_DETECT_GO, "is a Go program: Go makes socket calls without "
+			"libc, where the shim cannot see them" },
+		{ CZ_DETECT_STATIC, "is statically linked: the shim cannot be "
+			"preloaded into it" },
+		{ CZ_DETECT_SETUID, "is set-user-ID: the dynamic loader ignores "
+			"LD_PRELOAD for it" },
+		{ CZ_DETECT_SETGID, "is set-group-ID: the dynamic loader ignores "
+			"LD_PRELOAD for it" },
+		{ CZ_DETECT_FILECAPS, "has file capabilities: the dynamic loader "
+			"ignores LD_PRELOAD for it" },
+	};
 
-	if (flags & CZ_DETECT_GO) {
-		cz_log(CZ_LOG_WARN, "'%s' is a Go program: Go makes socket calls "
-			"without libc, where the shim cannot see them; %s", cmd, tail);
-	}
-	if (flags & CZ_DETECT_STATIC) {
-		cz_log(CZ_LOG_WARN, "'%s' is statically linked: the shim cannot "
-			"be preloaded into it; %s", cmd, tail);
-	}
-	if (flags & CZ_DETECT_SETUID) {
-		cz_log(CZ_LOG_WARN, "'%s' is set-user-ID: the dynamic loader "
-			"ignores LD_PRELOAD for it; %s", cmd, tail);
-	}
-	if (flags & CZ_DETECT_SETGID) {
-		cz_log(CZ_LOG_WARN, "'%s' is set-group-ID: the dynamic loader "
-			"ignores LD_PRELOAD for it; %s", cmd, tail);
-	}
-	if (flags & CZ_DETECT_FILECAPS) {
-		cz_log(CZ_LOG_WARN, "'%s' has file capabilities: the dynamic "
-			"loader ignores LD_PRELOAD for it; %s", cmd, tail);
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+		if (flags & reasons[i].flag) {
+			cz_log(CZ_LOG_WARN, "'%s' %s; its workers will not share "
+				"listening sockets", cmd, reasons[i].why);
+		}
 	}
 }
