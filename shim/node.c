@@ -37,6 +37,15 @@ int cz_node_fixup_env(void)
 	if (!cz_node_detect()) {
 		return 0;
 	}
+	/*
+	 * With NODE_CHANNEL_FD, this is a worker of the app's own cluster
+	 * module, forked by a node that we started: its NODE_UNIQUE_ID is its
+	 * real one.  Removing it would make it a primary forking workers of
+	 * its own, and so on without end.
+	 */
+	if (getenv("NODE_CHANNEL_FD") != NULL) {
+		return 1;
+	}
 	if (getenv(CZ_ENV_UNIQUE_ID) != NULL) {
 		unsetenv(CZ_ENV_UNIQUE_ID);
 		cz_log_debug("node: removed %s", CZ_ENV_UNIQUE_ID);

@@ -234,3 +234,41 @@ Test(runtimes, lighttpd_none)
 {
 	check_lighttpd("none");
 }
+
+/*
+ * A node app that uses the cluster module itself: its primary is the
+ * clusterize worker, and its own workers (forked with NODE_UNIQUE_ID and
+ * Node's IPC channel) must stay workers -- the shim removes NODE_UNIQUE_ID
+ * only where there is no such channel -- and serve.
+ */
+Test(runtimes, node_app_with_its_own_cluster)
+{
+	struct czt_cluster c;
+	const char *node = need("node");
+	const char *js = czt_source("tests/servers/cluster.js");
+	int port = czt_free_port(AF_INET);
+	char portarg[16];
+	pid_t pids[REQUESTS], uniq[REQUESTS];
+	int counts[REQUESTS];
+
+	snprintf(portarg, sizeof(portarg), "%d", port);
+	const char *cmd[] = { node, js, portarg, NULL };
+
+	czt_cluster_start_argv(&c, 1, NULL, cmd, NULL);
+	cr_assert_eq(czt_wait_line(c.proc, CZT_OUT, "node worker ", 2, 20000), 2,
+		"both of the app's own workers listen");
+	for (int i = 0; i < REQUESTS; i++) {
+		char body[64] = "";
+		int status = czt_http_get("127.0.0.1", port, "/", body, sizeof(body), 10000);
+
+		cr_expect_eq(status, 200, "GET %d gave %d", i, status);
+		pids[i] = atoi(body);
+		cr_expect(pids[i] != c.w[0].pid && pids[i] > 0,
+			"answered by one of the app's workers, not its primary (%d)", (int)pids[i]);
+	}
+	cr_expect_eq(czt_tally(pids, REQUESTS, uniq, counts, REQUESTS), 2,
+		"both of the app's workers answer");
+	cr_expect_eq(czt_count(c.proc, CZT_OUT, "recursion"), 0,
+		"no worker of the app took itself for a primary");
+	czt_stop(c.proc);
+}
