@@ -47,6 +47,11 @@ CZ_EXPORT int socket(int domain, int type, int protocol)
 	WRAP(shim_socket(domain, type, protocol));
 }
 
+CZ_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	WRAP(shim_sendmsg(fd, msg, flags));
+}
+
 CZ_EXPORT int bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 {
 	WRAP(shim_bind(fd, addr.__sockaddr__, len));

@@ -465,6 +465,45 @@ int shim_listen(int fd, int backlog)
 	}
 }
 
+/*
+ * A socket bound through the primary stays unbound in the kernel until
+ * listen().  An app that hands it to another process first (Node's own
+ * cluster with SCHED_NONE: its primary binds, its workers listen) would
+ * send an unbound socket: install the real one before it goes.
+ */
+static void materialize_fds(struct msghdr *msg)
+{
+	struct cmsghdr *c;
+
+	for (c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR(msg, c)) {
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		const unsigned char *data = CMSG_DATA(c);
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+			continue;
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct cz_fdrec *rec;
+			int fd;
+
+			memcpy(&fd, data + i * sizeof(int), sizeof(int));
+			rec = cz_fdtab_get(fd);
+			if (rec != NULL && rec->state == CZ_FD_VBOUND) {
+				listen_via_primary(fd, rec, SOMAXCONN);
+			}
+		}
+	}
+}
+
+ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	if (msg != NULL && msg->msg_control != NULL &&
+	    msg->msg_controllen >= sizeof(struct cmsghdr) && cz_ctl_enabled()) {
+		materialize_fds((struct msghdr *)msg);
+	}
+	return real_sendmsg(fd, msg, flags);
+}
+
 /* --- accept on an rr channel --------------------------------------------- */
 
 static void send_ack(int fd, int type, uint32_t seq)

@@ -28,6 +28,7 @@
 	X(setsockopt, "setsockopt")         \
 	X(shutdown, "shutdown")             \
 	X(connect, "connect")               \
+	X(sendmsg, "sendmsg")               \
 	X(syscall, "syscall")
 
 static struct {
@@ -278,6 +279,16 @@ int real_shutdown(int fd, int how)
 		RET(libc.shutdown(fd, how));
 	}
 	return (int)RAW(SYS_shutdown, fd, how, 0, 0);
+}
+
+ssize_t real_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	if (HAVE(sendmsg)) {
+		ssize_t r = libc.sendmsg(fd, msg, flags);
+
+		return r < 0 ? -errno : r;
+	}
+	return RAW(SYS_sendmsg, fd, msg, flags, 0);
 }
 
 int real_connect(int fd, const struct sockaddr *addr, socklen_t len)

@@ -239,9 +239,10 @@ Test(runtimes, lighttpd_none)
  * A node app that uses the cluster module itself: its primary is the
  * clusterize worker, and its own workers (forked with NODE_UNIQUE_ID and
  * Node's IPC channel) must stay workers -- the shim removes NODE_UNIQUE_ID
- * only where there is no such channel -- and serve.
+ * only where there is no such channel -- and serve.  The policy variable is
+ * read by both clusterize and Node's cluster.
  */
-Test(runtimes, node_app_with_its_own_cluster)
+static void check_node_cluster(const char *policy)
 {
 	struct czt_cluster c;
 	const char *node = need("node");
@@ -253,8 +254,9 @@ Test(runtimes, node_app_with_its_own_cluster)
 
 	snprintf(portarg, sizeof(portarg), "%d", port);
 	const char *cmd[] = { node, js, portarg, NULL };
+	const char *env[] = { policy, NULL };
 
-	czt_cluster_start_argv(&c, 1, NULL, cmd, NULL);
+	czt_cluster_start_argv(&c, 1, NULL, cmd, env);
 	cr_assert_eq(czt_wait_line(c.proc, CZT_OUT, "node worker ", 2, 20000), 2,
 		"both of the app's own workers listen");
 	for (int i = 0; i < REQUESTS; i++) {
@@ -271,4 +273,18 @@ Test(runtimes, node_app_with_its_own_cluster)
 	cr_expect_eq(czt_count(c.proc, CZT_OUT, "recursion"), 0,
 		"no worker of the app took itself for a primary");
 	czt_stop(c.proc);
+}
+
+Test(runtimes, node_app_with_its_own_cluster_rr)
+{
+	check_node_cluster("NODE_CLUSTER_SCHED_POLICY=rr");
+}
+
+/*
+ * Node's none: its primary binds and hands the socket to its workers, who
+ * listen; the shim installs the real socket as it is sent.
+ */
+Test(runtimes, node_app_with_its_own_cluster_none)
+{
+	check_node_cluster("NODE_CLUSTER_SCHED_POLICY=none");
 }
