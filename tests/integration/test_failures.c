@@ -310,3 +310,22 @@ Test(failures, sigkilled_launcher_takes_workers_along)
 	czt_addr_tcp(&a, "127.0.0.1", c.port);
 	cr_expect_eq(czt_ask(&a, 5000), -ECONNREFUSED, "nothing listens on the port afterwards");
 }
+
+/*
+ * --max-restarts sets how many quick exits in a row of one worker end the
+ * cluster, and --min-uptime what counts as quick: with one worker and a
+ * limit of 2, `false` is started exactly twice.
+ */
+Test(failures, max_restarts_sets_the_crash_loop_limit)
+{
+	const char *argv[] = { czt_launcher(), "-w", "1", "--max-restarts", "2",
+		"--min-uptime", "5", "--", "false", NULL };
+	struct czt_proc *p = czt_spawn(argv, NULL);
+	int status = czt_wait_exit(p, 30000);
+
+	cr_assert_neq(status, -1, "the crash loop ends by itself");
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 1, "exit 1 (0x%x)", status);
+	cr_expect_eq(czt_count(p, CZT_ERR, " forked"), 2, "started exactly twice");
+	cr_expect_eq(czt_count(p, CZT_ERR, "2 times in a row within 5s of starting"), 1,
+		"the give-up line names the limit and the window");
+}
