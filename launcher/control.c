@@ -219,12 +219,15 @@ static int on_listen(struct conn *k, const union msg *m)
 	struct cz_msg_reply r;
 	uint32_t chan = 0;
 	int err = -EBADF, fd = -1;
+	/* A socket about to be sent elsewhere must be the socket itself. */
+	enum cz_mode mode = (m->listen.flags & CZ_LISTEN_F_SHARED) ?
+		CZ_MODE_SHARED : c->mode;
 
 	if (key != NULL) {
 		err = cz_sockets_listen(key, k->worker_id, m->listen.backlog,
 			m->listen.nonblock != 0, &m->listen.opts);
 	}
-	if (err == 0 && c->mode == CZ_MODE_RR) {
+	if (err == 0 && mode == CZ_MODE_RR) {
 		err = fd = open_channel(k, key, &chan);
 	} else if (err == 0) {
 		fd = key->fd;
@@ -234,7 +237,7 @@ static int on_listen(struct conn *k, const union msg *m)
 		return conn_reply(k, &r, -1);
 	}
 	reply_bound(&r, key);
-	r.mode = c->mode;
+	r.mode = mode;
 	r.channel = chan;
 	err = conn_reply(k, &r, fd);
 	if (err < 0) {

@@ -147,12 +147,16 @@ struct cz_msg_bind {
  * it can accept connections with the same blocking mode most of the time.
  */
 enum cz_mode { CZ_MODE_SHARED = 1, CZ_MODE_RR = 2 };
+/* The app is sending the socket to another process before listening on
+ * it (Node's own cluster in SCHED_NONE): it needs the socket itself, so
+ * the reply is CZ_MODE_SHARED whatever the policy. */
+#define CZ_LISTEN_F_SHARED 0x1u
 struct cz_msg_listen {
 	struct cz_msg_hdr hdr;
 	uint32_t key;
 	int32_t backlog;
 	uint32_t nonblock;
-	uint32_t pad;
+	uint32_t flags;          /* CZ_LISTEN_F_* */
 	struct cz_sockopts opts; /* re-read at listen() time */
 };
 

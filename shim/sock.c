@@ -366,7 +366,7 @@ static int rebind(struct cz_fdrec *rec)
 }
 
 static int ask_listen(int fd, struct cz_fdrec *rec, int backlog,
-	struct cz_msg_reply *rep, int *sfd)
+	uint32_t flags, struct cz_msg_reply *rep, int *sfd)
 {
 	struct ident id = { rec->family, rec->type, rec->protocol };
 	struct cz_msg_listen m;
@@ -381,6 +381,7 @@ static int ask_listen(int fd, struct cz_fdrec *rec, int backlog,
 	m.key = rec->key;
 	m.backlog = backlog;
 	m.nonblock = (fl & O_NONBLOCK) != 0;
+	m.flags = flags;
 	if (rec->state == CZ_FD_VBOUND) {
 		cz_sockopt_read(fd, id.family, id.type, id.protocol, &rec->opts);
 	}
@@ -398,7 +399,8 @@ static int ask_listen(int fd, struct cz_fdrec *rec, int backlog,
 	return r;
 }
 
-static int listen_via_primary(int fd, struct cz_fdrec *rec, int backlog)
+static int listen_via_primary(int fd, struct cz_fdrec *rec, int backlog,
+	uint32_t flags)
 {
 	struct cz_msg_reply rep;
 	struct timeval to = { 0, 0 };
@@ -412,7 +414,7 @@ static int listen_via_primary(int fd, struct cz_fdrec *rec, int backlog)
 	if (rec->state == CZ_FD_VBOUND) {
 		real_getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &to, &tolen);
 	}
-	r = ask_listen(fd, rec, backlog, &rep, &sfd);
+	r = ask_listen(fd, rec, backlog, flags, &rep, &sfd);
 	if (r < 0) {
 		return r;
 	}
@@ -461,7 +463,7 @@ int shim_listen(int fd, int backlog)
 	case CZ_FD_SHARED:
 		return real_listen(fd, backlog);
 	default:
-		return listen_via_primary(fd, rec, backlog);
+		return listen_via_primary(fd, rec, backlog, 0);
 	}
 }
 
@@ -489,7 +491,8 @@ static void materialize_fds(struct msghdr *msg)
 			memcpy(&fd, data + i * sizeof(int), sizeof(int));
 			rec = cz_fdtab_get(fd);
 			if (rec != NULL && rec->state == CZ_FD_VBOUND) {
-				listen_via_primary(fd, rec, SOMAXCONN);
+				listen_via_primary(fd, rec, SOMAXCONN,
+					CZ_LISTEN_F_SHARED);
 			}
 		}
 	}

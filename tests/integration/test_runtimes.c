@@ -242,7 +242,7 @@ Test(runtimes, lighttpd_none)
  * only where there is no such channel -- and serve.  The policy variable is
  * read by both clusterize and Node's cluster.
  */
-static void check_node_cluster(const char *policy)
+static void check_node_cluster(const char *policy, const char *sched_flag)
 {
 	struct czt_cluster c;
 	const char *node = need("node");
@@ -255,8 +255,9 @@ static void check_node_cluster(const char *policy)
 	snprintf(portarg, sizeof(portarg), "%d", port);
 	const char *cmd[] = { node, js, portarg, NULL };
 	const char *env[] = { policy, NULL };
+	const char *largs[] = { "-s", sched_flag, NULL };
 
-	czt_cluster_start_argv(&c, 1, NULL, cmd, env);
+	czt_cluster_start_argv(&c, 1, sched_flag != NULL ? largs : NULL, cmd, env);
 	cr_assert_eq(czt_wait_line(c.proc, CZT_OUT, "node worker ", 2, 20000), 2,
 		"both of the app's own workers listen");
 	for (int i = 0; i < REQUESTS; i++) {
@@ -277,7 +278,7 @@ static void check_node_cluster(const char *policy)
 
 Test(runtimes, node_app_with_its_own_cluster_rr)
 {
-	check_node_cluster("NODE_CLUSTER_SCHED_POLICY=rr");
+	check_node_cluster("NODE_CLUSTER_SCHED_POLICY=rr", NULL);
 }
 
 /*
@@ -286,5 +287,12 @@ Test(runtimes, node_app_with_its_own_cluster_rr)
  */
 Test(runtimes, node_app_with_its_own_cluster_none)
 {
-	check_node_cluster("NODE_CLUSTER_SCHED_POLICY=none");
+	check_node_cluster("NODE_CLUSTER_SCHED_POLICY=none", NULL);
+}
+
+/* Node's none under clusterize's rr: the socket Node's primary sends is
+ * the primary's own, not an rr channel. */
+Test(runtimes, node_app_with_its_own_cluster_none_under_rr)
+{
+	check_node_cluster("NODE_CLUSTER_SCHED_POLICY=none", "rr");
 }
