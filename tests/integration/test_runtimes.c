@@ -37,6 +37,15 @@ static bool two_serving(void *arg)
 	return n >= 2;
 }
 
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	cr_assert_not_null(f, "create %s", path);
+	fputs(text, f);
+	cr_assert_eq(fclose(f), 0, "write %s", path);
+}
+
 static void check_python(const char *sched)
 {
 	struct czt_cluster c;
@@ -143,7 +152,6 @@ static void check_nginx(const char *sched)
 	const char *largs[] = { "-s", sched, NULL };
 	int port = czt_free_port(AF_INET);
 	char conf[512], text[1024];
-	FILE *f;
 
 	cr_assert_gt(port, 0);
 	snprintf(conf, sizeof(conf), "%s/nginx.conf", dir);
@@ -154,10 +162,7 @@ static void check_nginx(const char *sched)
 		"http { access_log off; client_body_temp_path %s;\n"
 		"  server { listen 127.0.0.1:%d; location / { return 200 \"$pid\\n\"; } } }\n",
 		dir, dir, port);
-	f = fopen(conf, "w");
-	cr_assert_not_null(f);
-	fputs(text, f);
-	fclose(f);
+	write_file(conf, text);
 	const char *cmd[] = { nginx, "-p", dir, "-c", conf, NULL };
 
 	czt_cluster_start_argv(&c, 2, largs, cmd, NULL);
@@ -191,22 +196,15 @@ static void check_lighttpd(const char *sched)
 	const char *largs[] = { "-s", sched, NULL };
 	int port = czt_free_port(AF_INET);
 	char conf[512], page[512], text[1024];
-	FILE *f;
 
 	cr_assert_gt(port, 0);
 	snprintf(page, sizeof(page), "%s/index.html", dir);
-	f = fopen(page, "w");
-	cr_assert_not_null(f);
-	fputs("hello\n", f);
-	fclose(f);
+	write_file(page, "hello\n");
 	snprintf(conf, sizeof(conf), "%s/lighttpd.conf", dir);
 	snprintf(text, sizeof(text),
 		"server.document-root = \"%s\"\nserver.bind = \"127.0.0.1\"\n"
 		"server.port = %d\nserver.errorlog = \"%s/error.log\"\n", dir, port, dir);
-	f = fopen(conf, "w");
-	cr_assert_not_null(f);
-	fputs(text, f);
-	fclose(f);
+	write_file(conf, text);
 	const char *cmd[] = { lighttpd, "-D", "-f", conf, NULL };
 
 	czt_cluster_start_argv(&c, 2, largs, cmd, NULL);

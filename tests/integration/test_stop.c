@@ -120,7 +120,12 @@ static void expect_all_killed(const struct czt_cluster *c)
 	}
 }
 
-Test(stop, second_sigterm_kills_at_once)
+/*
+ * Workers that ignore SIGTERM, a long grace period, and `sigs` sent in
+ * turn: all but the last are SIGTERMs that start a graceful stop; the last
+ * must stop everything at once ("stopping now").
+ */
+static void expect_fast_stop(const int *sigs, int n, const char *line, const char *what)
 {
 	const char *largs[] = { "-s", "rr", "--grace", "30", NULL };
 	const char *srv[] = { "--ignore-term", NULL };
@@ -129,30 +134,31 @@ Test(stop, second_sigterm_kills_at_once)
 
 	start(&c, largs, srv);
 	worker_pids(&c, pids);
-	cr_assert_eq(czt_signal(c.proc, SIGTERM), 0);
-	cr_assert_eq(czt_wait_line(c.proc, CZT_ERR, "clusterize: stopping (SIGTERM)", 1, 10000), 1);
-	cr_expect(!czt_exited(c.proc), "workers ignoring SIGTERM keep the launcher waiting");
-	cr_assert_eq(czt_signal(c.proc, SIGTERM), 0);
-	cr_expect_eq(czt_wait_line(c.proc, CZT_ERR, "clusterize: stopping now (SIGTERM)", 1,
-		10000), 1);
-	expect_stopped(c.proc, pids, "second SIGTERM");
+	for (int i = 0; i < n - 1; i++) {
+		cr_assert_eq(czt_signal(c.proc, sigs[i]), 0);
+		cr_assert_eq(sigs[i], SIGTERM);
+		cr_assert_eq(czt_wait_line(c.proc, CZT_ERR, "clusterize: stopping (SIGTERM)", 1,
+			10000), 1);
+		cr_expect(!czt_exited(c.proc), "workers ignoring SIGTERM keep the launcher waiting");
+	}
+	cr_assert_eq(czt_signal(c.proc, sigs[n - 1]), 0);
+	cr_expect_eq(czt_wait_line(c.proc, CZT_ERR, line, 1, 10000), 1, "'%s'", line);
+	expect_stopped(c.proc, pids, what);
 	expect_all_killed(&c);
+}
+
+Test(stop, second_sigterm_kills_at_once)
+{
+	const int sigs[] = { SIGTERM, SIGTERM };
+
+	expect_fast_stop(sigs, 2, "clusterize: stopping now (SIGTERM)", "second SIGTERM");
 }
 
 Test(stop, sigquit_kills_at_once)
 {
-	const char *largs[] = { "-s", "rr", "--grace", "30", NULL };
-	const char *srv[] = { "--ignore-term", NULL };
-	struct czt_cluster c;
-	pid_t pids[WORKERS];
+	const int sigs[] = { SIGQUIT };
 
-	start(&c, largs, srv);
-	worker_pids(&c, pids);
-	cr_assert_eq(czt_signal(c.proc, SIGQUIT), 0);
-	cr_expect_eq(czt_wait_line(c.proc, CZT_ERR, "clusterize: stopping now (SIGQUIT)", 1,
-		10000), 1);
-	expect_stopped(c.proc, pids, "SIGQUIT");
-	expect_all_killed(&c);
+	expect_fast_stop(sigs, 1, "clusterize: stopping now (SIGQUIT)", "SIGQUIT");
 }
 
 Test(stop, stop_subcommand_stops_gracefully)

@@ -41,6 +41,7 @@ int czt_ms(int ms)
 	return mult > 1.0 ? (int)(ms * mult) : ms;
 }
 
+/* The pause between two checks of a deadline wait, 1 ms doubling to 64. */
 static void nap(int *backoff_ms)
 {
 	struct timespec ts = { 0, (long)*backoff_ms * 1000000L };
