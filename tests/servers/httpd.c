@@ -2,12 +2,18 @@
  * A minimal epoll HTTP/1.1 server for scripts/bench: answers every request
  * with a fixed body, honours keep-alive and "Connection: close".
  *
- *   httpd --port P [--addr A] [--reuseport] [--procs N] [--stats-dir D]
+ *   httpd --port P [--addr A] [--reuseport | --handoff] [--procs N]
+ *         [--stats-dir D]
  *
  * --procs N forks N processes after the socket is set up (with --reuseport
  * each opens its own SO_REUSEPORT socket: the kernel's own balancing, the
- * baseline clusterize is measured against).  --stats-dir D: on SIGTERM each
- * process writes the number of connections it accepted to D/<pid>.
+ * baseline clusterize is measured against).  --handoff: the parent accepts
+ * and passes each connection round robin to the N processes over unix
+ * sockets (SCM_RIGHTS), closing its copy at once: the least work a primary
+ * that accepts can do, with no acknowledgement and no event library.  The
+ * floor the rr primary's CPU per connection is measured against.
+ * --stats-dir D: on SIGTERM each process writes the number of connections
+ * it accepted to D/<pid>.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,6 +26,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -160,31 +167,118 @@ static void serve(int ep, struct conn *c)
 	}
 }
 
+/* Starts serving an accepted connection. */
+static void add_conn(int ep, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct conn *c = calloc(1, sizeof(*c));
+	int one = 1;
+
+	if (c == NULL) {
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	accepted++;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	ev.data.ptr = c;
+	epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
 static void accept_all(int ep, int lfd)
 {
 	for (;;) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct epoll_event ev = { .events = EPOLLIN };
-		struct conn *c;
-		int one = 1;
 
 		if (fd < 0) {
 			return;
 		}
-		c = calloc(1, sizeof(*c));
-		if (c == NULL) {
-			close(fd);
-			continue;
-		}
-		c->fd = fd;
-		accepted++;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		ev.data.ptr = c;
-		epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+		add_conn(ep, fd);
 	}
 }
 
-static void run(int lfd)
+/* --handoff: the fd carried by one message, or -1. */
+static int recv_fd(int ch)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	char byte;
+	struct iovec iov = { &byte, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm;
+	int fd;
+
+	if (recvmsg(ch, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0) {
+		return -1;
+	}
+	cm = CMSG_FIRSTHDR(&mh);
+	if (cm == NULL || cm->cmsg_type != SCM_RIGHTS) {
+		return -2; /* nothing attached: read on */
+	}
+	memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
+	return fd;
+}
+
+static int send_fd(int ch, int fd)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	char byte = 0;
+	struct iovec iov = { &byte, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(fd));
+	return sendmsg(ch, &mh, MSG_NOSIGNAL) < 0 ? -1 : 0;
+}
+
+static void take_all(int ep, int ch)
+{
+	int fd;
+
+	while ((fd = recv_fd(ch)) != -1) {
+		if (fd >= 0) {
+			add_conn(ep, fd);
+		}
+	}
+}
+
+/* The --handoff parent: accept, pass on, close; nothing else. */
+static void hand_off(int lfd, const int *chans, int n)
+{
+	int next = 0;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN }, evs[1];
+
+	epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
+	for (;;) {
+		int fd;
+
+		if (epoll_wait(ep, evs, 1, -1) < 0 && errno != EINTR) {
+			exit(1);
+		}
+		while ((fd = accept4(lfd, NULL, NULL,
+			    SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+			if (send_fd(chans[next], fd) < 0) {
+				perror("httpd: sendmsg");
+			}
+			next = (next + 1) % n;
+			close(fd);
+		}
+	}
+}
+
+/* Serves connections accepted on `lfd`, or passed on `lfd` if `chan`. */
+static void run(int lfd, int chan)
 {
 	/* EPOLLEXCLUSIVE, as nginx does: with a listener shared between
 	 * processes, wake one of them per connection, not all. */
@@ -198,7 +292,9 @@ static void run(int lfd)
 		int n = epoll_wait(ep, evs, MAX_EVENTS, -1);
 
 		for (int i = 0; i < n; i++) {
-			if (evs[i].data.ptr == NULL) {
+			if (evs[i].data.ptr == NULL && chan) {
+				take_all(ep, lfd);
+			} else if (evs[i].data.ptr == NULL) {
 				accept_all(ep, lfd);
 			} else {
 				serve(ep, evs[i].data.ptr);
@@ -207,10 +303,32 @@ static void run(int lfd)
 	}
 }
 
+static void handoff_main(int lfd, int procs)
+{
+	int *chans = calloc((size_t)procs, sizeof(int));
+	int sv[2];
+
+	for (int i = 0; i < procs; i++) {
+		if (chans == NULL ||
+		    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+			perror("httpd: socketpair");
+			exit(1);
+		}
+		if (fork() == 0) {
+			close(lfd);
+			close(sv[0]);
+			run(sv[1], 1);
+		}
+		close(sv[1]);
+		chans[i] = sv[0];
+	}
+	hand_off(lfd, chans, procs);
+}
+
 int main(int argc, char **argv)
 {
 	const char *addr = "127.0.0.1";
-	int port = 8080, reuseport = 0, procs = 1;
+	int port = 8080, reuseport = 0, handoff = 0, procs = 1;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
@@ -219,13 +337,16 @@ int main(int argc, char **argv)
 			addr = argv[++i];
 		} else if (strcmp(argv[i], "--reuseport") == 0) {
 			reuseport = 1;
+		} else if (strcmp(argv[i], "--handoff") == 0) {
+			handoff = 1;
 		} else if (strcmp(argv[i], "--procs") == 0 && i + 1 < argc) {
 			procs = atoi(argv[++i]);
 		} else if (strcmp(argv[i], "--stats-dir") == 0 && i + 1 < argc) {
 			stats_dir = argv[++i];
 		} else {
 			fprintf(stderr, "usage: httpd --port P [--addr A] "
-				"[--reuseport] [--procs N] [--stats-dir D]\n");
+				"[--reuseport | --handoff] [--procs N] "
+				"[--stats-dir D]\n");
 			return 2;
 		}
 	}
@@ -233,15 +354,23 @@ int main(int argc, char **argv)
 	if (stats_dir != NULL) {
 		signal(SIGTERM, write_stats);
 	}
+	if (handoff && procs < 1) {
+		fprintf(stderr, "httpd: --handoff needs --procs N, N >= 1\n");
+		return 2;
+	}
+	if (handoff) {
+		handoff_main(open_listener(addr, port, 0), procs);
+	}
 	if (procs <= 1) {
-		run(open_listener(addr, port, reuseport));
+		run(open_listener(addr, port, reuseport), 0);
 	}
 	/* With --reuseport each child opens its own socket; without, they
 	 * share one (the classic prefork server). */
 	int shared = reuseport ? -1 : open_listener(addr, port, 0);
 	for (int i = 0; i < procs; i++) {
 		if (fork() == 0) {
-			run(shared >= 0 ? shared : open_listener(addr, port, 1));
+			run(shared >= 0 ? shared : open_listener(addr, port, 1),
+				0);
 		}
 	}
 	while (wait(NULL) > 0) {
