@@ -177,9 +177,9 @@ static void chan_nudge(struct rr_chan *ch)
 	}
 }
 
-static void chan_ack(struct rr_chan *ch, uint32_t seq)
+static void chan_ack(struct rr_chan *ch, uint32_t seq, bool upto)
 {
-	if (cz_rr_inflight_ack(&ch->fl, seq) < 0) {
+	if (cz_rr_inflight_ack(&ch->fl, seq, upto) < 0) {
 		cz_log(CZ_LOG_DEBUG, "channel %u of worker %u: ACK %u of a "
 			"connection never sent: ignored", ch->id, ch->worker_id,
 			seq);
@@ -206,8 +206,8 @@ static void on_chan_msg(void *data, int type, uint32_t seq, size_t len)
 {
 	struct rr_chan *ch = data;
 
-	if (type == CZ_MSG_ACK) {
-		chan_ack(ch, seq);
+	if (type == CZ_MSG_ACK || type == CZ_MSG_ACK_UPTO) {
+		chan_ack(ch, seq, type == CZ_MSG_ACK_UPTO);
 	} else if (type == CZ_MSG_NACK) {
 		chan_nack(ch, seq);
 	} else {

@@ -186,24 +186,28 @@ int cz_rr_inflight_send(struct cz_rr_inflight *f, int fd, bool nonblock,
 }
 
 /*
- * Only the highest ACK seen counts: with several threads accepting, a
- * worker's ACK can overtake an earlier one (or one for a seq the primary
- * has since read back), and a late, lower ACK must not count again.
+ * An ACK_UPTO counts only if it is the highest seen: with several threads
+ * accepting, one can overtake another, and a late, lower one must not
+ * count again.  A plain ACK closes its own copy if it is still there.
  */
-int cz_rr_inflight_ack(struct cz_rr_inflight *f, uint32_t seq)
+int cz_rr_inflight_ack(struct cz_rr_inflight *f, uint32_t seq, bool upto)
 {
 	unsigned i;
 	int freed = 0;
 
-	if (seq_le(f->next_seq, seq)) {
+	if (seq == 0 || seq_le(f->next_seq, seq)) {
 		return -EINVAL;
 	}
-	if (seq_le(seq, f->acked)) {
+	if (upto && seq_le(seq, f->acked)) {
 		return 0;
 	}
-	f->acked = seq;
+	if (upto) {
+		f->acked = seq;
+	}
 	for (i = 0; i < CZ_RR_CREDIT_MAX && f->n > 0; i++) {
-		if (f->slots[i].seq != 0 && seq_le(f->slots[i].seq, seq)) {
+		uint32_t s = f->slots[i].seq;
+
+		if (s != 0 && (upto ? seq_le(s, seq) : s == seq)) {
 			close(f->slots[i].c.fd);
 			f->slots[i].seq = 0;
 			f->n--;

@@ -55,7 +55,7 @@ void cz_rr_fifo_free(struct cz_rr_fifo *f);
  */
 struct cz_rr_inflight {
 	uint32_t next_seq; /* of the next CONN: 1, 2, ... (0 skipped) */
-	uint32_t acked;    /* the highest seq ACKed */
+	uint32_t acked;    /* the highest seq ACK_UPTO covered */
 	unsigned n;        /* slots in use */
 	struct cz_rr_slot {
 		uint32_t seq;
@@ -74,11 +74,12 @@ int cz_rr_inflight_send(struct cz_rr_inflight *f, int fd, bool nonblock,
 	const struct cz_rr_conn *c);
 
 /*
- * ACK `seq`: closes the copies of every seq up to it.  Returns 1 when it
- * freed something, 0 for a stale ACK (at most the highest seen: it adds
- * nothing), -EINVAL for one beyond what was sent.
+ * ACK `seq`: closes its copy, or with `upto` (ACK_UPTO) the copies of
+ * every seq up to it.  Returns 1 when it freed something, 0 for an ACK
+ * that adds nothing (a stale one, or one of a seq read back), -EINVAL for
+ * one beyond what was sent.
  */
-int cz_rr_inflight_ack(struct cz_rr_inflight *f, uint32_t seq);
+int cz_rr_inflight_ack(struct cz_rr_inflight *f, uint32_t seq, bool upto);
 
 /* Removes the copy of `seq` into *c (the caller owns it); -ENOENT. */
 int cz_rr_inflight_take(struct cz_rr_inflight *f, uint32_t seq,

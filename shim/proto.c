@@ -24,6 +24,7 @@ size_t cz_proto_size(unsigned type)
 		return sizeof(struct cz_msg_nudge);
 	case CZ_MSG_ACK:
 	case CZ_MSG_NACK:
+	case CZ_MSG_ACK_UPTO:
 		return sizeof(struct cz_msg_ack);
 	default:
 		return 0;

@@ -18,8 +18,11 @@
  * installs it at the app's listening fd number, so the app's epoll/poll/select
  * see it readable when a connection waits.  The primary sends CONN (with the
  * connection's fd) and NUDGE (no fd); the worker answers each CONN it took
- * with ACK (cumulative) and each CONN whose fd it could not receive
- * (MSG_CTRUNC) with NACK, so the primary re-dispatches that connection.
+ * with ACK and each CONN whose fd it could not receive (MSG_CTRUNC) with
+ * NACK, so the primary re-dispatches that connection.  An ACK names one
+ * connection: with several threads accepting, a later connection's ACK can
+ * overtake an earlier one's NACK.  Only when an ACK could not be sent does
+ * the worker fall back to ACK_UPTO, which covers everything up to its seq.
  *
  * Every message starts with struct cz_msg_hdr; `len` is the whole message's
  * size and must equal the size of the struct for its type.  Integers are in
@@ -65,6 +68,7 @@ enum cz_msg_type {
 	/* channel, worker -> primary */
 	CZ_MSG_ACK = 48,
 	CZ_MSG_NACK = 49,
+	CZ_MSG_ACK_UPTO = 50,
 };
 
 struct cz_msg_hdr {
@@ -202,8 +206,9 @@ struct cz_msg_nudge {
 	struct cz_msg_hdr hdr;
 };
 
-/* ACK: every CONN with seq <= hdr.seq was taken.  NACK: the fd of CONN
- * hdr.seq was lost (MSG_CTRUNC); give that connection to someone else. */
+/* ACK: CONN hdr.seq was taken.  ACK_UPTO: every CONN with seq <= hdr.seq
+ * was taken.  NACK: the fd of CONN hdr.seq was lost (MSG_CTRUNC); give
+ * that connection to someone else. */
 struct cz_msg_ack {
 	struct cz_msg_hdr hdr;
 };

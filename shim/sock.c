@@ -517,17 +517,45 @@ static void send_ack(int fd, int type, uint32_t seq)
 	send(fd, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
-/* ACK is cumulative: one that could not be sent goes out with the next. */
+static bool ack_send_failed(ssize_t n)
+{
+	return n < 0 && (errno == EAGAIN || errno == ENOBUFS || errno == EINTR);
+}
+
+/*
+ * An ACK names one connection, so that it cannot cover one another thread
+ * is NACKing.  One that could not be sent is owed: the highest owed goes
+ * out with the next accept as ACK_UPTO, which covers it and all before.
+ */
 static void ack(int fd, struct cz_fdrec *rec, uint32_t seq)
 {
 	struct cz_msg_ack m;
+	uint32_t owed;
 
 	cz_proto_init(&m.hdr, CZ_MSG_ACK, seq);
-	if (send(fd, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
-	    (errno == EAGAIN || errno == ENOBUFS || errno == EINTR)) {
-		__atomic_store_n(&rec->ack_pending, seq, __ATOMIC_RELAXED);
-	} else {
-		__atomic_compare_exchange_n(&rec->ack_pending, &seq, 0, 0,
+	if (!ack_send_failed(send(fd, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL))) {
+		return;
+	}
+	owed = __atomic_load_n(&rec->ack_pending, __ATOMIC_RELAXED);
+	while ((owed == 0 || (int32_t)(seq - owed) > 0) &&
+	       !__atomic_compare_exchange_n(&rec->ack_pending, &owed, seq, 1,
+			__ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+	}
+}
+
+/* Sends the ACK_UPTO owed, if any. */
+static void ack_owed(int fd, struct cz_fdrec *rec)
+{
+	uint32_t owed = __atomic_load_n(&rec->ack_pending, __ATOMIC_RELAXED);
+	struct cz_msg_ack m;
+
+	if (owed == 0) {
+		return;
+	}
+	cz_proto_init(&m.hdr, CZ_MSG_ACK_UPTO, owed);
+	if (!ack_send_failed(send(fd, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL))) {
+		/* Unless a later one became owed meanwhile. */
+		__atomic_compare_exchange_n(&rec->ack_pending, &owed, 0, 0,
 			__ATOMIC_RELAXED, __ATOMIC_RELAXED);
 	}
 }
@@ -573,12 +601,9 @@ static int rr_accept(int fd, struct cz_fdrec *rec, struct sockaddr *addr,
 		struct cz_msg_conn c;
 		unsigned char raw[CZ_MSG_MAX];
 	} in;
-	uint32_t pending = __atomic_load_n(&rec->ack_pending, __ATOMIC_RELAXED);
 	int rflags = (flags & SOCK_CLOEXEC) ? MSG_CMSG_CLOEXEC : 0;
 
-	if (pending != 0) {
-		ack(fd, rec, pending);
-	}
+	ack_owed(fd, rec);
 	for (;;) {
 		bool trunc;
 		int cfd;

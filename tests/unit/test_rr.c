@@ -185,11 +185,11 @@ Test(rr, credit_limits_and_cumulative_ack_frees_it)
 	}
 	cr_assert_eq(cz_rr_pending(lst), CZ_RR_HOLD);
 	cr_assert_not(cz_rr_polling(lst), "as many held as allowed: listener paused");
-	/* Channel 1 takes everything; one ACK acknowledges all four. */
+	/* Channel 1 takes everything; one ACK_UPTO acknowledges all four. */
 	for (i = 0; i < CZ_RR_CREDIT; i++) {
 		take_conn(wfd[1]);
 	}
-	reply(wfd[1], CZ_MSG_ACK, CZ_RR_CREDIT);
+	reply(wfd[1], CZ_MSG_ACK_UPTO, CZ_RR_CREDIT);
 	cr_assert_eq(inflight(1), CZ_RR_CREDIT,
 		"the oldest held went to the only one with credit");
 	cr_assert_eq(cz_rr_pending(lst), CZ_RR_HOLD - CZ_RR_CREDIT);
@@ -375,7 +375,7 @@ Test(rr, accepts_from_a_real_listener)
 	}
 }
 
-Test(rr, ack_counts_only_the_highest_seen)
+Test(rr, ack_upto_counts_only_the_highest_seen)
 {
 	unsigned i;
 
@@ -384,20 +384,63 @@ Test(rr, ack_counts_only_the_highest_seen)
 		close(give_conn());
 		take_conn(wfd[0]);
 	}
-	reply(wfd[0], CZ_MSG_ACK, 3);
+	reply(wfd[0], CZ_MSG_ACK_UPTO, 3);
 	cr_assert_eq(inflight(0), 0);
 	close(give_conn()); /* seq 4 */
 	close(give_conn()); /* seq 5 */
-	reply(wfd[0], CZ_MSG_ACK, 2);
-	cr_assert_eq(inflight(0), 2, "a late, lower ACK frees nothing");
+	reply(wfd[0], CZ_MSG_ACK_UPTO, 2);
+	cr_assert_eq(inflight(0), 2, "a late, lower ACK_UPTO frees nothing");
+	reply(wfd[0], CZ_MSG_ACK_UPTO, 99);
 	reply(wfd[0], CZ_MSG_ACK, 99);
 	cr_assert_eq(inflight(0), 2, "an ACK of what was never sent is ignored");
 	take_conn(wfd[0]);
-	reply(wfd[0], CZ_MSG_ACK, 4);
+	reply(wfd[0], CZ_MSG_ACK_UPTO, 4);
 	cr_assert_eq(inflight(0), 1);
 	take_conn(wfd[0]);
-	reply(wfd[0], CZ_MSG_ACK, 5);
+	reply(wfd[0], CZ_MSG_ACK_UPTO, 5);
 	cr_assert_eq(inflight(0), 0);
+}
+
+Test(rr, ack_names_one_connection)
+{
+	unsigned i;
+
+	open_chans(1);
+	for (i = 0; i < 3; i++) {
+		close(give_conn());
+		take_conn(wfd[0]);
+	}
+	reply(wfd[0], CZ_MSG_ACK, 2);
+	cr_assert_eq(inflight(0), 2, "1 and 3 are still the primary's");
+	reply(wfd[0], CZ_MSG_ACK, 2);
+	cr_assert_eq(inflight(0), 2, "a repeated ACK frees nothing more");
+	reply(wfd[0], CZ_MSG_ACK, 3);
+	reply(wfd[0], CZ_MSG_ACK, 1);
+	cr_assert_eq(inflight(0), 0, "a late, lower ACK still counts");
+}
+
+/* Two threads accept at once: the second one's ACK reaches the primary
+ * before the first one's NACK (its fd hit the fd limit). */
+Test(rr, nack_overtaken_by_a_later_ack_still_redispatches)
+{
+	uint32_t first, second, seq;
+	int peer, cfd;
+	char b[4];
+
+	open_chans(1);
+	peer = give_conn();
+	close(give_conn());
+	first = take_conn(wfd[0]);
+	second = take_conn(wfd[0]);
+	reply(wfd[0], CZ_MSG_ACK, second);
+	reply(wfd[0], CZ_MSG_NACK, first);
+	cr_assert_eq(inflight(0), 1, "the NACKed one was sent again");
+	cr_assert_eq(take(wfd[0], &seq, &cfd), CZ_MSG_CONN);
+	cr_assert_gt(seq, second);
+	cr_assert_eq(write(cfd, "hi", 2), 2);
+	cr_assert_eq(read(peer, b, sizeof(b)), 2, "it is the first connection");
+	close(cfd);
+	close(peer);
 }
 
 Test(rr, pending_counts_what_the_worker_has_not_taken)
@@ -465,6 +508,6 @@ Test(rr, read_back_leaks_no_fd)
 	cz_rr_worker_exited(rr, 10); /* two read back, given to 11 */
 	cr_assert_eq(inflight(1), 3);
 	cr_assert_eq(count_queued(wfd[1]), 3);
-	reply(wfd[1], CZ_MSG_ACK, 3);
+	reply(wfd[1], CZ_MSG_ACK_UPTO, 3);
 	cr_assert_eq(open_fds(), before - 2, "only worker 10's channel closed");
 }
