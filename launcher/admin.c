@@ -394,7 +394,7 @@ int cz_admin_default_dir(char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-int cz_admin_default_path(pid_t pid, char *buf, size_t len)
+int cz_admin_default_path(pid_t pid, unsigned alt, char *buf, size_t len)
 {
 	char dir[CZ_ADMIN_PATH_MAX];
 	int n, err = cz_admin_default_dir(dir, sizeof(dir));
@@ -402,7 +402,8 @@ int cz_admin_default_path(pid_t pid, char *buf, size_t len)
 	if (err < 0) {
 		return err;
 	}
-	n = snprintf(buf, len, "%s/%d.sock", dir, (int)pid);
+	n = alt < 2 ? snprintf(buf, len, "%s/%d.sock", dir, (int)pid) :
+		snprintf(buf, len, "%s/%d.%u.sock", dir, (int)pid, alt);
 	if (n < 0 || (size_t)n >= len || (size_t)n >= CZ_ADMIN_PATH_MAX) {
 		return -ENAMETOOLONG;
 	}
@@ -536,6 +537,7 @@ static void on_server_closed(uv_handle_t *h)
 	admin_unref(h->data);
 }
 
+/* Picks the path (and for the default one, makes its directory). */
 static int admin_paths(struct cz_admin *a, const char *path)
 {
 	char *slash;
@@ -548,7 +550,7 @@ static int admin_paths(struct cz_admin *a, const char *path)
 		strcpy(a->path, path);
 		return 0;
 	}
-	err = cz_admin_default_path(getpid(), a->path, sizeof(a->path));
+	err = cz_admin_default_path(getpid(), 0, a->path, sizeof(a->path));
 	if (err < 0) {
 		return err;
 	}
@@ -557,6 +559,37 @@ static int admin_paths(struct cz_admin *a, const char *path)
 	*slash = '\0';
 	a->own_dir = true;
 	return private_dir(a->dir);
+}
+
+/*
+ * Listens at a->path, freed of a dead launcher's socket first.  The
+ * default name is the pid, which a launcher in another pid namespace
+ * sharing the directory (two containers' PID 1, say) can have too: while
+ * a live socket holds it, the next of PID.2.sock ... PID.8.sock is tried.
+ */
+static int admin_listen(struct cz_admin *a)
+{
+	unsigned alt;
+	int err = 0;
+
+	for (alt = 1; err == 0; alt++) {
+		err = clear_stale(a->path);
+		if (err == 0) {
+			err = listen_path(a);
+			if (err >= 0) {
+				return err;
+			}
+		}
+		if (err != -EADDRINUSE || !a->own_dir ||
+		    alt == CZ_ADMIN_PATHS_MAX) {
+			break;
+		}
+		cz_log(CZ_LOG_DEBUG, "control socket: %s is another launcher's "
+			"with this pid", a->path);
+		err = cz_admin_default_path(getpid(), alt + 1, a->path,
+			sizeof(a->path));
+	}
+	return err;
 }
 
 int cz_admin_create(uv_loop_t *loop, const char *path,
@@ -570,10 +603,7 @@ int cz_admin_create(uv_loop_t *loop, const char *path,
 	}
 	a->ops = *ops;
 	err = admin_paths(a, path);
-	if (err == 0) {
-		err = clear_stale(a->path);
-	}
-	fd = err == 0 ? listen_path(a) : err;
+	fd = err == 0 ? admin_listen(a) : err;
 	if (fd < 0) {
 		free(a);
 		return fd;

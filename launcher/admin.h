@@ -74,10 +74,14 @@ const char *cz_admin_path(const struct cz_admin *a);
 void cz_admin_destroy(struct cz_admin *a);
 
 /*
- * The default path for the launcher with pid `pid`.  Returns 0 or -errno
+ * The default path for the launcher with pid `pid`: DIR/PID.sock, or with
+ * `alt` >= 2 DIR/PID.ALT.sock: cz_admin_create tries them in turn (up to
+ * CZ_ADMIN_PATHS_MAX paths in all) while a launcher with the same pid in
+ * another pid namespace answers at the first.  Returns 0 or -errno
  * (-ENAMETOOLONG).  The directory is created (0700) by cz_admin_create.
  */
-int cz_admin_default_path(pid_t pid, char *buf, size_t len);
+#define CZ_ADMIN_PATHS_MAX 8
+int cz_admin_default_path(pid_t pid, unsigned alt, char *buf, size_t len);
 
 /*
  * Runs a subcommand (o->action is CZ_CLI_STATUS, _RELOAD, _SCALE or _STOP)

@@ -529,22 +529,51 @@ Test(admin, default_path_honours_xdg_runtime_dir)
 	char buf[128], want[128];
 
 	setenv("XDG_RUNTIME_DIR", tmpdir, 1);
-	cr_assert_eq(cz_admin_default_path(1234, buf, sizeof(buf)), 0);
+	cr_assert_eq(cz_admin_default_path(1234, 0, buf, sizeof(buf)), 0);
 	snprintf(want, sizeof(want), "%s/clusterize/1234.sock", tmpdir);
 	cr_expect_str_eq(buf, want);
 
 	snprintf(want, sizeof(want), "/tmp/clusterize-%u/1234.sock",
 		(unsigned)geteuid());
 	setenv("XDG_RUNTIME_DIR", "/nonexistent-cz", 1);
-	cr_assert_eq(cz_admin_default_path(1234, buf, sizeof(buf)), 0);
+	cr_assert_eq(cz_admin_default_path(1234, 0, buf, sizeof(buf)), 0);
 	cr_expect_str_eq(buf, want);
 	setenv("XDG_RUNTIME_DIR", "relative", 1);
-	cr_assert_eq(cz_admin_default_path(1234, buf, sizeof(buf)), 0);
+	cr_assert_eq(cz_admin_default_path(1234, 0, buf, sizeof(buf)), 0);
 	cr_expect_str_eq(buf, want);
 	unsetenv("XDG_RUNTIME_DIR");
-	cr_assert_eq(cz_admin_default_path(1234, buf, sizeof(buf)), 0);
+	cr_assert_eq(cz_admin_default_path(1234, 0, buf, sizeof(buf)), 0);
 	cr_expect_str_eq(buf, want);
-	cr_expect_eq(cz_admin_default_path(1234, buf, 10), -ENAMETOOLONG);
+	cr_expect_eq(cz_admin_default_path(1234, 0, buf, 10), -ENAMETOOLONG);
+	snprintf(want, sizeof(want), "/tmp/clusterize-%u/1234.3.sock",
+		(unsigned)geteuid());
+	cr_assert_eq(cz_admin_default_path(1234, 3, buf, sizeof(buf)), 0);
+	cr_expect_str_eq(buf, want);
+}
+
+/* Two containers' PID 1 sharing the directory: the same pid, both live. */
+Test(admin, a_default_path_taken_by_another_namespace_gets_an_alternative)
+{
+	char dir[80], mine[100], alt[100];
+	struct srv s, t;
+	struct out r;
+
+	setenv("XDG_RUNTIME_DIR", tmpdir, 1);
+	snprintf(dir, sizeof(dir), "%s/clusterize", tmpdir);
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	snprintf(mine, sizeof(mine), "%s/%d.sock", dir, (int)getpid());
+	snprintf(alt, sizeof(alt), "%s/%d.2.sock", dir, (int)getpid());
+	cr_assert_eq(srv_start(&s, mine), 0);
+	cr_assert_eq(srv_start(&t, NULL), 0);
+	cr_expect_str_eq(cz_admin_path(t.a), alt);
+	client(CZ_CLI_STATUS, mine, &r);
+	cr_expect_eq(r.rc, 0, "%s", r.err);
+	client(CZ_CLI_STATUS, alt, &r);
+	cr_expect_eq(r.rc, 0, "%s", r.err);
+	srv_stop(&t);
+	cr_expect_eq(access(alt, F_OK), -1, "its socket is removed at the end");
+	cr_expect_eq(access(mine, F_OK), 0, "and only its own");
+	srv_stop(&s);
 }
 
 Test(admin, default_dir_is_made_private_and_found_by_clients)
