@@ -509,17 +509,14 @@ ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
 
 /* --- accept on an rr channel --------------------------------------------- */
 
-static void send_ack(int fd, int type, uint32_t seq)
+/* Sends an ACK-type message; false if it could not go out for now. */
+static bool send_ack_now(int fd, int type, uint32_t seq)
 {
 	struct cz_msg_ack m;
 
 	cz_proto_init(&m.hdr, (enum cz_msg_type)type, seq);
-	send(fd, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL);
-}
-
-static bool ack_send_failed(ssize_t n)
-{
-	return n < 0 && (errno == EAGAIN || errno == ENOBUFS || errno == EINTR);
+	return send(fd, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL) >= 0 ||
+	       (errno != EAGAIN && errno != ENOBUFS && errno != EINTR);
 }
 
 /*
@@ -529,11 +526,9 @@ static bool ack_send_failed(ssize_t n)
  */
 static void ack(int fd, struct cz_fdrec *rec, uint32_t seq)
 {
-	struct cz_msg_ack m;
 	uint32_t owed;
 
-	cz_proto_init(&m.hdr, CZ_MSG_ACK, seq);
-	if (!ack_send_failed(send(fd, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL))) {
+	if (send_ack_now(fd, CZ_MSG_ACK, seq)) {
 		return;
 	}
 	owed = __atomic_load_n(&rec->ack_pending, __ATOMIC_RELAXED);
@@ -547,13 +542,8 @@ static void ack(int fd, struct cz_fdrec *rec, uint32_t seq)
 static void ack_owed(int fd, struct cz_fdrec *rec)
 {
 	uint32_t owed = __atomic_load_n(&rec->ack_pending, __ATOMIC_RELAXED);
-	struct cz_msg_ack m;
 
-	if (owed == 0) {
-		return;
-	}
-	cz_proto_init(&m.hdr, CZ_MSG_ACK_UPTO, owed);
-	if (!ack_send_failed(send(fd, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL))) {
+	if (owed != 0 && send_ack_now(fd, CZ_MSG_ACK_UPTO, owed)) {
 		/* Unless a later one became owed meanwhile. */
 		__atomic_compare_exchange_n(&rec->ack_pending, &owed, 0, 0,
 			__ATOMIC_RELAXED, __ATOMIC_RELAXED);
@@ -625,7 +615,7 @@ static int rr_accept(int fd, struct cz_fdrec *rec, struct sockaddr *addr,
 			if (cfd >= 0) {
 				real_close(cfd);
 			}
-			send_ack(fd, CZ_MSG_NACK, in.c.hdr.seq);
+			(void)send_ack_now(fd, CZ_MSG_NACK, in.c.hdr.seq);
 			return -EMFILE;
 		}
 		conn_fd_ready(cfd, &in.c, flags);
