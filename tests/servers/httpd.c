@@ -197,7 +197,8 @@ static void accept_all(int ep, int lfd)
 	}
 }
 
-/* --handoff: the fd carried by one message, or -1. */
+/* --handoff: the fd one message carries, -2 if none, -1 when none is
+ * left to read. */
 static int recv_fd(int ch)
 {
 	union {
@@ -354,8 +355,9 @@ int main(int argc, char **argv)
 	if (stats_dir != NULL) {
 		signal(SIGTERM, write_stats);
 	}
-	if (handoff && procs < 1) {
-		fprintf(stderr, "httpd: --handoff needs --procs N, N >= 1\n");
+	if (handoff && (procs < 1 || reuseport)) {
+		fprintf(stderr, "httpd: --handoff needs --procs N >= 1 and no "
+			"--reuseport\n");
 		return 2;
 	}
 	if (handoff) {
