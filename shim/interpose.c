@@ -52,6 +52,11 @@ CZ_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 	WRAP(shim_sendmsg(fd, msg, flags));
 }
 
+CZ_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
+{
+	WRAP(shim_sendmmsg(fd, vec, n, flags));
+}
+
 CZ_EXPORT int bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 {
 	WRAP(shim_bind(fd, addr.__sockaddr__, len));

@@ -498,13 +498,30 @@ static void materialize_fds(struct msghdr *msg)
 	}
 }
 
+static bool has_control(const struct msghdr *msg)
+{
+	return msg != NULL && msg->msg_control != NULL &&
+	       msg->msg_controllen >= sizeof(struct cmsghdr);
+}
+
 ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	if (msg != NULL && msg->msg_control != NULL &&
-	    msg->msg_controllen >= sizeof(struct cmsghdr) && cz_ctl_enabled()) {
+	if (has_control(msg) && cz_ctl_enabled()) {
 		materialize_fds((struct msghdr *)msg);
 	}
 	return real_sendmsg(fd, msg, flags);
+}
+
+int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned n, int flags)
+{
+	if (vec != NULL && cz_ctl_enabled()) {
+		for (unsigned i = 0; i < n; i++) {
+			if (has_control(&vec[i].msg_hdr)) {
+				materialize_fds(&vec[i].msg_hdr);
+			}
+		}
+	}
+	return real_sendmmsg(fd, vec, n, flags);
 }
 
 /* --- accept on an rr channel --------------------------------------------- */

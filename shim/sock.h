@@ -25,6 +25,7 @@ int shim_setsockopt(int fd, int level, int name, const void *val,
 int shim_shutdown(int fd, int how);
 int shim_connect(int fd, const struct sockaddr *addr, socklen_t len);
 ssize_t shim_sendmsg(int fd, const struct msghdr *msg, int flags);
+int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned n, int flags);
 
 /*
  * The last fd of a tracked socket was closed (`last` is the record's final

@@ -29,6 +29,7 @@
 	X(shutdown, "shutdown")             \
 	X(connect, "connect")               \
 	X(sendmsg, "sendmsg")               \
+	X(sendmmsg, "sendmmsg")             \
 	X(syscall, "syscall")
 
 static struct {
@@ -289,6 +290,14 @@ ssize_t real_sendmsg(int fd, const struct msghdr *msg, int flags)
 		return r < 0 ? -errno : r;
 	}
 	return RAW(SYS_sendmsg, fd, msg, flags, 0);
+}
+
+int real_sendmmsg(int fd, struct mmsghdr *vec, unsigned n, int flags)
+{
+	if (HAVE(sendmmsg)) {
+		RET(libc.sendmmsg(fd, vec, n, flags));
+	}
+	return (int)RAW(SYS_sendmmsg, fd, vec, n, flags);
 }
 
 int real_connect(int fd, const struct sockaddr *addr, socklen_t len)

@@ -36,6 +36,7 @@ int real_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 int real_shutdown(int fd, int how);
 int real_connect(int fd, const struct sockaddr *addr, socklen_t len);
 ssize_t real_sendmsg(int fd, const struct msghdr *msg, int flags);
+int real_sendmmsg(int fd, struct mmsghdr *vec, unsigned n, int flags);
 
 /* libc's fcntl() and syscall(): libc conventions (-1 and errno). */
 int real_fcntl_libc(int fd, int cmd, void *arg);

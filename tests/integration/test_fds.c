@@ -7,7 +7,9 @@
  * socket that gets its fd number.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "czt.h"
 
@@ -68,4 +70,45 @@ Test(fds, fclose_then_new_socket_rr)
 Test(fds, fclose_then_new_socket_none)
 {
 	check_serves("none", "--fclose-first");
+}
+
+/*
+ * Node's cluster with SCHED_NONE binds in its primary and sends the socket
+ * to its workers, who listen.  The shim's bind is virtual until listen(),
+ * so sending the socket must install the real one first, by sendmsg or by
+ * sendmmsg.  Here each worker is such a primary, with one child.
+ */
+static void check_pass_bound(const char *how)
+{
+	struct czt_cluster c;
+	struct czt_addr a;
+	pid_t pids[CONNS];
+	char port[16];
+	int want = czt_free_port(AF_INET);
+
+	snprintf(port, sizeof(port), "%d", want);
+	czt_cluster_start(&c, 2, "rr", "--port", port, "--pass-bound", how, NULL);
+	/* Sent unbound, the socket would be listened on at a random port. */
+	cr_assert_eq(c.port, want, "%s: listening on the port bound", how);
+	cr_expect_eq(c.w[1].port, c.port, "%s: both workers listen on one port", how);
+	czt_addr_tcp(&a, "127.0.0.1", c.port);
+	int answered = czt_ask_many(&a, CONNS, 4, pids, 20000);
+
+	cr_expect_eq(answered, CONNS, "%s: %d of %d answered (%s)", how, answered, CONNS,
+		czt_last_bad());
+	for (int i = 0; i < CONNS; i++) {
+		cr_expect(pids[i] <= 0 || czt_cluster_worker_of(&c, pids[i]) >= 0,
+			"%s: pid %d that answered is a worker's child", how, (int)pids[i]);
+	}
+	czt_stop(c.proc);
+}
+
+Test(fds, bound_socket_sent_with_sendmsg)
+{
+	check_pass_bound("sendmsg");
+}
+
+Test(fds, bound_socket_sent_with_sendmmsg)
+{
+	check_pass_bound("sendmmsg");
 }

@@ -70,6 +70,7 @@ static struct {
 	int no_listen_if_id_gt;
 	int usr1_exits;
 	bool ignore_term;
+	int pass_bound; /* 0, or 1 with sendmsg, 2 with sendmmsg */
 } opt = {
 	.addr = "127.0.0.1",
 	.shutdown_id = -1,
@@ -94,7 +95,7 @@ static void usage(void)
 		"       [--v6only] [--shutdown-after N [--shutdown-id ID]] [--close-fds]\n"
 		"       [--sockopts] [--fd-games] [--fclose-first] [--emfile-id ID] [--delay-ms N] [--graceful] [--log-accepts]\n"
 		"       [--fail-if-id-gt N] [--no-listen-if-id-gt N] [--usr1-exits CODE]\n"
-		"       [--ignore-term]\n");
+		"       [--ignore-term] [--pass-bound sendmsg|sendmmsg]\n");
 	exit(2);
 }
 
@@ -133,6 +134,7 @@ static void parse_args(int argc, char **argv)
 		{ "no-listen-if-id-gt", required_argument, NULL, 'N' },
 		{ "usr1-exits", required_argument, NULL, 'X' },
 		{ "ignore-term", no_argument, NULL, 'T' },
+		{ "pass-bound", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -160,11 +162,15 @@ static void parse_args(int argc, char **argv)
 		case 'N': opt.no_listen_if_id_gt = atoi(optarg); break;
 		case 'X': opt.usr1_exits = atoi(optarg); break;
 		case 'T': opt.ignore_term = true; break;
+		case 'P':
+			opt.pass_bound = strcmp(optarg, "sendmsg") == 0 ? 1 :
+				strcmp(optarg, "sendmmsg") == 0 ? 2 : -1;
+			break;
 		default: usage();
 		}
 	}
 	if (optind != argc || opt.count < 1 || opt.count > 64 || opt.delay_ms < 0 ||
-		opt.usr1_exits > 255) {
+		opt.usr1_exits > 255 || opt.pass_bound < 0) {
 		usage();
 	}
 }
@@ -304,6 +310,89 @@ static void bind_and_fclose(void)
 	}
 }
 
+/* Sends `fd` over `ch` with SCM_RIGHTS, by sendmsg or sendmmsg. */
+static void send_fd(int ch, int fd, bool mmsg)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	char byte = 0;
+	struct iovec iov = { &byte, 1 };
+	struct mmsghdr mm = { .msg_hdr = { .msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = u.buf, .msg_controllen = sizeof(u.buf) } };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mm.msg_hdr);
+
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	if (mmsg ? sendmmsg(ch, &mm, 1, 0) != 1 : sendmsg(ch, &mm.msg_hdr, 0) != 1) {
+		die(mmsg ? "pass-bound: sendmmsg" : "pass-bound: sendmsg");
+	}
+}
+
+static int recv_fd(int ch)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	char byte;
+	struct iovec iov = { &byte, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm;
+	int fd;
+
+	if (recvmsg(ch, &mh, MSG_CMSG_CLOEXEC) != 1 ||
+	    (cm = CMSG_FIRSTHDR(&mh)) == NULL || cm->cmsg_type != SCM_RIGHTS) {
+		die("pass-bound: recvmsg");
+	}
+	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	return fd;
+}
+
+/*
+ * --pass-bound: like Node's cluster with SCHED_NONE, this process binds,
+ * then hands the socket, not yet listening, to a child it forks, which
+ * listens and serves.  Returns the socket in the child; the parent waits.
+ */
+static int pass_bound(int fd)
+{
+	pid_t parent = getpid(), pid;
+	int sv[2], status;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		die("pass-bound: socketpair");
+	}
+	pid = fork();
+	if (pid < 0) {
+		die("fork");
+	}
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent) {
+			_exit(1);
+		}
+		close(sv[0]);
+		close(fd);
+		fd = recv_fd(sv[1]);
+		close(sv[1]);
+		return fd;
+	}
+	close(sv[1]);
+	send_fd(sv[0], fd, opt.pass_bound == 2);
+	close(fd);
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			die("waitpid");
+		}
+	}
+	fprintf(stderr, "cz-server: child %d died\n", (int)pid);
+	exit(1);
+}
+
 static int make_listener(void)
 {
 	struct sockaddr_storage ss;
@@ -325,6 +414,9 @@ static int make_listener(void)
 	}
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
 		die("bind");
+	}
+	if (opt.pass_bound) {
+		fd = pass_bound(fd);
 	}
 	if (opt.fd_games) {
 		fd = fd_games(fd);
