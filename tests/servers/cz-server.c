@@ -38,6 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdpass.h"
+
 #define RCVBUF_ASKED 150000
 #define DEFER_SECONDS 30
 
@@ -310,47 +312,21 @@ static void bind_and_fclose(void)
 	}
 }
 
-/* Sends `fd` over `ch` with SCM_RIGHTS, by sendmsg or sendmmsg. */
-static void send_fd(int ch, int fd, bool mmsg)
+/* fork(); the child dies with this process (prefork, --pass-bound). */
+static pid_t fork_child(void)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	char byte = 0;
-	struct iovec iov = { &byte, 1 };
-	struct mmsghdr mm = { .msg_hdr = { .msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = u.buf, .msg_controllen = sizeof(u.buf) } };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mm.msg_hdr);
+	pid_t parent = getpid(), pid = fork();
 
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	if (mmsg ? sendmmsg(ch, &mm, 1, 0) != 1 : sendmsg(ch, &mm.msg_hdr, 0) != 1) {
-		die(mmsg ? "pass-bound: sendmmsg" : "pass-bound: sendmsg");
+	if (pid < 0) {
+		die("fork");
 	}
-}
-
-static int recv_fd(int ch)
-{
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	char byte;
-	struct iovec iov = { &byte, 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *cm;
-	int fd;
-
-	if (recvmsg(ch, &mh, MSG_CMSG_CLOEXEC) != 1 ||
-	    (cm = CMSG_FIRSTHDR(&mh)) == NULL || cm->cmsg_type != SCM_RIGHTS) {
-		die("pass-bound: recvmsg");
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent) {
+			_exit(1);
+		}
 	}
-	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-	return fd;
+	return pid;
 }
 
 /*
@@ -360,29 +336,28 @@ static int recv_fd(int ch)
  */
 static int pass_bound(int fd)
 {
-	pid_t parent = getpid(), pid;
+	pid_t pid;
 	int sv[2], status;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		die("pass-bound: socketpair");
 	}
-	pid = fork();
-	if (pid < 0) {
-		die("fork");
-	}
+	pid = fork_child();
 	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent) {
-			_exit(1);
-		}
 		close(sv[0]);
 		close(fd);
-		fd = recv_fd(sv[1]);
+		fd = fdpass_recv(sv[1], 0);
+		if (fd < 0) {
+			die("pass-bound: recvmsg");
+		}
 		close(sv[1]);
 		return fd;
 	}
 	close(sv[1]);
-	send_fd(sv[0], fd, opt.pass_bound == 2);
+	if (fdpass_send(sv[0], fd, opt.pass_bound == 2) < 0) {
+		die(opt.pass_bound == 2 ? "pass-bound: sendmmsg" :
+			"pass-bound: sendmsg");
+	}
 	close(fd);
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR) {
@@ -701,20 +676,9 @@ static void run_threads(int lfd)
 
 static void run_prefork(int lfd)
 {
-	pid_t parent = getpid();
-
 	for (int i = 0; i < opt.count; i++) {
-		pid_t pid = fork();
-
-		if (pid < 0) {
-			die("fork");
-		}
-		if (pid == 0) {
-			/* Children must not outlive the worker that forked them. */
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			if (getppid() != parent) {
-				_exit(1);
-			}
+		/* Children must not outlive the worker that forked them. */
+		if (fork_child() == 0) {
 			run_blocking(lfd);
 		}
 	}

@@ -26,9 +26,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "fdpass.h"
 
 #define BUF_SIZE 4096
 #define MAX_EVENTS 64
@@ -197,56 +198,11 @@ static void accept_all(int ep, int lfd)
 	}
 }
 
-/* --handoff: the fd one message carries, -2 if none, -1 when none is
- * left to read. */
-static int recv_fd(int ch)
-{
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	char byte;
-	struct iovec iov = { &byte, 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *cm;
-	int fd;
-
-	if (recvmsg(ch, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0) {
-		return -1;
-	}
-	cm = CMSG_FIRSTHDR(&mh);
-	if (cm == NULL || cm->cmsg_type != SCM_RIGHTS) {
-		return -2; /* nothing attached: read on */
-	}
-	memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
-	return fd;
-}
-
-static int send_fd(int ch, int fd)
-{
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	char byte = 0;
-	struct iovec iov = { &byte, 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(fd));
-	return sendmsg(ch, &mh, MSG_NOSIGNAL) < 0 ? -1 : 0;
-}
-
 static void take_all(int ep, int ch)
 {
 	int fd;
 
-	while ((fd = recv_fd(ch)) != -1) {
+	while ((fd = fdpass_recv(ch, MSG_DONTWAIT)) != -1) {
 		if (fd >= 0) {
 			add_conn(ep, fd);
 		}
@@ -269,7 +225,7 @@ static void hand_off(int lfd, const int *chans, int n)
 		}
 		while ((fd = accept4(lfd, NULL, NULL,
 			    SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-			if (send_fd(chans[next], fd) < 0) {
+			if (fdpass_send(chans[next], fd, false) < 0) {
 				perror("httpd: sendmsg");
 			}
 			next = (next + 1) % n;
