@@ -41,7 +41,9 @@ static int check_exec(const char *path)
 	if (!S_ISREG(st.st_mode)) {
 		return -EACCES;
 	}
-	if (access(path, X_OK) != 0) {
+	/* The effective (file system) ids: a step run as the workers' user
+	 * (asuser.h) checks what they may execute. */
+	if (faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) != 0) {
 		return -errno;
 	}
 	return 0;

@@ -16,11 +16,11 @@
 #include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "admin.h"
+#include "asuser.h"
 #include "cli.h"
 #include "config.h"
 #include "detect.h"
@@ -102,10 +102,45 @@ static int find_shim(char *out, size_t len)
 	return -ENOENT;
 }
 
-static int resolve_command(const char *cmd, char *out, size_t len)
-{
-	int rc = cz_detect_resolve(cmd, getenv("PATH"), out, len);
+struct resolve_arg {
+	const char *cmd;
+	const char *path_env;
+};
 
+static int resolve_step(void *arg, struct cz_asuser_out *out)
+{
+	const struct resolve_arg *ra = arg;
+	int rc = cz_detect_resolve(ra->cmd, ra->path_env, out->data,
+		sizeof(out->data));
+
+	out->len = rc == 0 ? strlen(out->data) + 1 : 0;
+	return rc;
+}
+
+/*
+ * Finds the command as execvp would, and as the workers will run it: with
+ * --user, in a child that has their identity, so a PATH entry they cannot
+ * search or a file they cannot execute is skipped (root could use both).
+ */
+static int resolve_command(const char *cmd, const struct cz_spawn_ids *ids,
+	char *out, size_t len)
+{
+	struct resolve_arg ra = { cmd, getenv("PATH") };
+	struct cz_asuser_out o;
+	int rc;
+
+	if (!ids->set) {
+		rc = cz_detect_resolve(cmd, ra.path_env, out, len);
+	} else {
+		rc = cz_asuser_run(ids, resolve_step, &ra, &o);
+		if (rc == 0 && (o.len == 0 || o.len > len ||
+			o.data[o.len - 1] != '\0')) {
+			rc = -ENAMETOOLONG;
+		}
+		if (rc == 0) {
+			memcpy(out, o.data, o.len);
+		}
+	}
 	if (rc == 0) {
 		return 0;
 	}
@@ -113,42 +148,22 @@ static int resolve_command(const char *cmd, char *out, size_t len)
 	return rc == -ENOENT ? 127 : 126;
 }
 
-/* Whether the user `ids` names may use `path` (`bit`: 4 read, 1 search). */
-static bool user_may(const char *path, const struct cz_spawn_ids *ids,
-	mode_t bit)
+static int read_step(void *arg, struct cz_asuser_out *out)
 {
-	struct stat st;
-
-	if (stat(path, &st) != 0) {
-		return false;
-	}
-	if (st.st_uid == ids->uid) {
-		return (st.st_mode & (bit << 6)) != 0;
-	}
-	for (int i = 0; i < ids->n_groups; i++) {
-		if (ids->groups[i] == st.st_gid) {
-			return (st.st_mode & (bit << 3)) != 0;
-		}
-	}
-	return st.st_gid == ids->gid ? (st.st_mode & (bit << 3)) != 0 :
-		(st.st_mode & bit) != 0;
+	(void)out;
+	return faccessat(AT_FDCWD, arg, R_OK, AT_EACCESS) != 0 ? -errno : 0;
 }
 
-/* The workers load the shim as --user: every directory up must let them. */
+/* The workers load the shim as --user: they must reach and read it. */
 static void check_shim_access(const char *shim, const struct cz_spawn_ids *ids)
 {
-	char dir[PATH_MAX];
-	bool ok = user_may(shim, ids, 4);
+	struct cz_asuser_out o;
+	int rc = cz_asuser_run(ids, read_step, (void *)shim, &o);
 
-	snprintf(dir, sizeof(dir), "%s", shim);
-	for (char *slash = strrchr(dir, '/'); ok && slash != NULL && slash > dir;
-		slash = strrchr(dir, '/')) {
-		*slash = '\0';
-		ok = user_may(dir, ids, 1);
-	}
-	if (!ok) {
-		cz_log(CZ_LOG_WARN, "%s is not readable by uid %u: the workers "
-			"will run without the shim", shim, (unsigned)ids->uid);
+	if (rc < 0) {
+		cz_log(CZ_LOG_WARN, "%s is not readable by uid %u (%s): the "
+			"workers will run without the shim", shim,
+			(unsigned)ids->uid, strerror(-rc));
 	}
 }
 
@@ -210,7 +225,7 @@ static int run(const struct cz_opts *opts, const struct rlimit *nofile,
 		check_shim_access(shim, ids);
 	}
 	become_subreaper(opts);
-	status = resolve_command(opts->cmd_argv[0], exe, sizeof(exe));
+	status = resolve_command(opts->cmd_argv[0], ids, exe, sizeof(exe));
 	if (status != 0) {
 		return status;
 	}
