@@ -394,41 +394,71 @@ int cz_admin_default_dir(char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-int cz_admin_default_path(pid_t pid, unsigned alt, char *buf, size_t len)
+/* DIR/PID.sock, or DIR/PID.ALT.sock for alt >= 2. */
+static int sock_path(const char *dir, pid_t pid, unsigned alt, char *buf,
+	size_t len)
 {
-	char dir[CZ_ADMIN_PATH_MAX];
-	int n, err = cz_admin_default_dir(dir, sizeof(dir));
-
-	if (err < 0) {
-		return err;
-	}
-	n = alt < 2 ? snprintf(buf, len, "%s/%d.sock", dir, (int)pid) :
+	int n = alt < 2 ? snprintf(buf, len, "%s/%d.sock", dir, (int)pid) :
 		snprintf(buf, len, "%s/%d.%u.sock", dir, (int)pid, alt);
+
 	if (n < 0 || (size_t)n >= len || (size_t)n >= CZ_ADMIN_PATH_MAX) {
 		return -ENAMETOOLONG;
 	}
 	return 0;
 }
 
-/* Creates `dir` 0700, or accepts it only if it is ours and private: in
- * /tmp anyone could have made it first. */
-static int private_dir(const char *dir)
+int cz_admin_default_path(pid_t pid, unsigned alt, char *buf, size_t len)
 {
-	struct stat st;
+	char dir[CZ_ADMIN_PATH_MAX];
+	int err = cz_admin_default_dir(dir, sizeof(dir));
 
+	return err < 0 ? err : sock_path(dir, pid, alt, buf, len);
+}
+
+bool cz_admin_dir_private(const struct stat *st)
+{
+	return S_ISDIR(st->st_mode) && st->st_uid == geteuid() &&
+	       (st->st_mode & 022) == 0;
+}
+
+/* Creates `dir` 0700, or accepts it only if it is ours and private: in
+ * /tmp anyone could have made it first.  -EPERM (and *st) if not. */
+static int private_dir(const char *dir, struct stat *st)
+{
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		return -errno;
 	}
-	if (lstat(dir, &st) < 0) {
+	if (lstat(dir, st) < 0) {
 		return -errno;
 	}
-	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
-	    (st.st_mode & 022) != 0) {
-		cz_log(CZ_LOG_ERROR, "%s: not a private directory of uid %u "
-			"(mode %03o, owner %u)", dir, (unsigned)geteuid(),
-			(unsigned)(st.st_mode & 0777), (unsigned)st.st_uid);
-		return -EPERM;
+	return cz_admin_dir_private(st) ? 0 : -EPERM;
+}
+
+/*
+ * The default directory is someone else's (squatted, say): a private one
+ * of our own next to it, DIR.XXXXXX, which the subcommands look in too.
+ */
+static int fallback_dir(struct cz_admin *a, const struct stat *st)
+{
+	char dir[CZ_ADMIN_PATH_MAX];
+	int n = snprintf(dir, sizeof(dir), "%s.XXXXXX", a->dir);
+
+	if (n < 0 || (size_t)n >= sizeof(dir)) {
+		return -ENAMETOOLONG;
 	}
+	if (mkdtemp(dir) == NULL) {
+		return -errno;
+	}
+	if (!S_ISDIR(st->st_mode)) {
+		cz_log(CZ_LOG_WARN, "%s is not a directory; using %s", a->dir,
+			dir);
+	} else {
+		cz_log(CZ_LOG_WARN, "%s is not a private directory of uid %u "
+			"(owner %u, mode %03o); using %s", a->dir,
+			(unsigned)geteuid(), (unsigned)st->st_uid,
+			(unsigned)(st->st_mode & 0777), dir);
+	}
+	strcpy(a->dir, dir);
 	return 0;
 }
 
@@ -540,7 +570,7 @@ static void on_server_closed(uv_handle_t *h)
 /* Picks the path (and for the default one, makes its directory). */
 static int admin_paths(struct cz_admin *a, const char *path)
 {
-	char *slash;
+	struct stat st;
 	int err;
 
 	if (path != NULL) {
@@ -550,15 +580,18 @@ static int admin_paths(struct cz_admin *a, const char *path)
 		strcpy(a->path, path);
 		return 0;
 	}
-	err = cz_admin_default_path(getpid(), 0, a->path, sizeof(a->path));
+	err = cz_admin_default_dir(a->dir, sizeof(a->dir));
+	if (err == 0) {
+		err = private_dir(a->dir, &st);
+	}
+	if (err == -EPERM) {
+		err = fallback_dir(a, &st);
+	}
 	if (err < 0) {
 		return err;
 	}
-	strcpy(a->dir, a->path);
-	slash = strrchr(a->dir, '/');
-	*slash = '\0';
 	a->own_dir = true;
-	return private_dir(a->dir);
+	return sock_path(a->dir, getpid(), 0, a->path, sizeof(a->path));
 }
 
 /*
@@ -586,7 +619,7 @@ static int admin_listen(struct cz_admin *a)
 		}
 		cz_log(CZ_LOG_DEBUG, "control socket: %s is another launcher's "
 			"with this pid", a->path);
-		err = cz_admin_default_path(getpid(), alt + 1, a->path,
+		err = sock_path(a->dir, getpid(), alt + 1, a->path,
 			sizeof(a->path));
 	}
 	return err;

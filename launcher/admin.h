@@ -7,7 +7,9 @@
  * The launcher listens on a unix stream socket (created 0600; only the
  * launcher's own user or root may talk to it), by default
  * $XDG_RUNTIME_DIR/clusterize/<pid>.sock, else /tmp/clusterize-<uid>/<pid>.sock,
- * or the --control PATH.  A client sends one request line and reads the
+ * or the --control PATH.  When that default directory is not ours and
+ * private (another user made it first), a new private DIR.XXXXXX next to it
+ * is used instead.  A client sends one request line and reads the
  * answer until the launcher closes the connection:
  *
  *   "status\n" / "status json\n" / "reload\n" / "scale N\n" / "stop\n"
@@ -78,7 +80,8 @@ void cz_admin_destroy(struct cz_admin *a);
  * `alt` >= 2 DIR/PID.ALT.sock: cz_admin_create tries them in turn (up to
  * CZ_ADMIN_PATHS_MAX paths in all) while a launcher with the same pid in
  * another pid namespace answers at the first.  Returns 0 or -errno
- * (-ENAMETOOLONG).  The directory is created (0700) by cz_admin_create.
+ * (-ENAMETOOLONG).  The directory is created (0700) by cz_admin_create,
+ * which falls back to a DIR.XXXXXX of its own when DIR is someone else's.
  */
 #define CZ_ADMIN_PATHS_MAX 8
 int cz_admin_default_path(pid_t pid, unsigned alt, char *buf, size_t len);
@@ -88,6 +91,7 @@ int cz_admin_default_path(pid_t pid, unsigned alt, char *buf, size_t len);
  * and returns the exit status: 0 done, 1 the launcher said no or could not
  * be reached (one line on stderr says why).  Without --control, it uses the
  * only launcher of this user whose socket answers in the default directory
+ * or its DIR.* fallbacks (only directories of ours no one else can write)
  * and fails with a list when there are several.
  */
 int cz_admin_client(const struct cz_opts *o);

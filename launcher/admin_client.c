@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -23,22 +24,21 @@ static int cmp_str(const void *x, const void *y)
 	return strcmp(*(char *const *)x, *(char *const *)y);
 }
 
-/* The socket of the only launcher answering in the default directory. */
-static int find_launcher(char *path, size_t len)
-{
-	char dir[CZ_ADMIN_PATH_MAX], p[PATH_MAX], *found[64];
-	size_t n = 0;
-	struct dirent *de;
-	DIR *d;
-	int rc = 1;
+#define FOUND_MAX 64
 
-	if (cz_admin_default_dir(dir, sizeof(dir)) < 0) {
-		fprintf(stderr, "clusterize: no default control directory "
-			"(use --control PATH)\n");
-		return 1;
-	}
-	d = opendir(dir);
-	while (d != NULL && (de = readdir(d)) != NULL && n < 64) {
+struct found {
+	size_t n;
+	char *path[FOUND_MAX];
+};
+
+/* Adds the sockets in `dir` that a launcher answers on. */
+static void scan_dir(const char *dir, struct found *f)
+{
+	char p[PATH_MAX];
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	while (d != NULL && (de = readdir(d)) != NULL && f->n < FOUND_MAX) {
 		size_t l = strlen(de->d_name);
 		int fd;
 
@@ -49,29 +49,86 @@ static int find_launcher(char *path, size_t len)
 		fd = cz_admin_connect(p);
 		if (fd >= 0) {
 			close(fd);
-			found[n] = strdup(p);
-			n += found[n] != NULL;
+			f->path[f->n] = strdup(p);
+			f->n += f->path[f->n] != NULL;
 		}
 	}
 	if (d != NULL) {
 		closedir(d);
 	}
-	qsort(found, n, sizeof(found[0]), cmp_str);
-	if (n == 0) {
+}
+
+/*
+ * Only a directory of ours that no one else can write to is looked in: a
+ * socket another user put there is not a launcher of ours.  Checked with
+ * lstat, so never through a symlink; in /tmp (sticky) only we can then
+ * rename or remove it.
+ */
+static void scan_private(const char *dir, struct found *f)
+{
+	struct stat st;
+
+	if (lstat(dir, &st) == 0 && cz_admin_dir_private(&st)) {
+		scan_dir(dir, f);
+	}
+}
+
+/* The default directory, then its DIR.XXXXXX fallbacks (admin.c). */
+static void scan_defaults(const char *dir, struct found *f)
+{
+	char parent[CZ_ADMIN_PATH_MAX], p[PATH_MAX];
+	const char *base;
+	struct dirent *de;
+	size_t blen;
+	DIR *d;
+
+	scan_private(dir, f);
+	snprintf(parent, sizeof(parent), "%s", dir);
+	*strrchr(parent, '/') = '\0';
+	base = dir + strlen(parent) + 1;
+	blen = strlen(base);
+	d = opendir(parent[0] != '\0' ? parent : "/");
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, base, blen) == 0 &&
+		    de->d_name[blen] == '.') {
+			snprintf(p, sizeof(p), "%s/%s", parent, de->d_name);
+			scan_private(p, f);
+		}
+	}
+	if (d != NULL) {
+		closedir(d);
+	}
+}
+
+/* The socket of the only launcher answering in the default directories. */
+static int find_launcher(char *path, size_t len)
+{
+	char dir[CZ_ADMIN_PATH_MAX];
+	struct found f = { 0 };
+	int rc = 1;
+
+	if (cz_admin_default_dir(dir, sizeof(dir)) < 0) {
+		fprintf(stderr, "clusterize: no default control directory "
+			"(use --control PATH)\n");
+		return 1;
+	}
+	scan_defaults(dir, &f);
+	qsort(f.path, f.n, sizeof(f.path[0]), cmp_str);
+	if (f.n == 0) {
 		fprintf(stderr, "clusterize: no running launcher found in %s "
-			"(use --control PATH)\n", dir);
-	} else if (n > 1) {
+			"or %s.* (use --control PATH)\n", dir, dir);
+	} else if (f.n > 1) {
 		fprintf(stderr, "clusterize: several launchers are running:");
-		for (size_t i = 0; i < n; i++) {
-			fprintf(stderr, "%s %s", i > 0 ? "," : "", found[i]);
+		for (size_t i = 0; i < f.n; i++) {
+			fprintf(stderr, "%s %s", i > 0 ? "," : "", f.path[i]);
 		}
 		fprintf(stderr, "; choose one with --control PATH\n");
-	} else if (strlen(found[0]) < len) {
-		strcpy(path, found[0]);
+	} else if (strlen(f.path[0]) < len) {
+		strcpy(path, f.path[0]);
 		rc = 0;
 	}
-	for (size_t i = 0; i < n; i++) {
-		free(found[i]);
+	for (size_t i = 0; i < f.n; i++) {
+		free(f.path[i]);
 	}
 	return rc;
 }

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "admin.h"
@@ -33,8 +34,12 @@ void cz_admin_format_status(struct cz_admin_buf *b,
 	const struct cz_admin_summary *s, const struct cz_admin_worker *rows,
 	size_t n, bool json);
 
-/* The directory the default sockets live in.  Returns 0 or -ENAMETOOLONG. */
+/* The directory the default sockets live in.  Returns 0 or -ENAMETOOLONG.
+ * When another user holds it, a launcher uses DIR.XXXXXX next to it. */
 int cz_admin_default_dir(char *buf, size_t len);
+
+/* A directory of ours no one else can write to (`st` from lstat). */
+bool cz_admin_dir_private(const struct stat *st);
 
 /* A blocking connection to the unix socket `path`; the fd or -errno. */
 int cz_admin_connect(const char *path);

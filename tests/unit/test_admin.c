@@ -629,16 +629,50 @@ Test(admin, clients_without_control_need_exactly_one_launcher)
 	cr_expect_eq(s.f.stops + t.f.stops, 0);
 }
 
-Test(admin, a_shared_default_dir_is_refused)
+/*
+ * Someone else's (here: anyone's) default directory is not used: the
+ * launcher makes a private DIR.XXXXXX, and clients find it there, never a
+ * socket in a directory others can write to.
+ */
+Test(admin, a_shared_default_dir_is_left_for_a_private_one)
 {
-	char dir[80];
-	struct srv s;
+	char dir[80], evil[90], in_dir[100], in_evil[100], prefix[90];
+	struct srv s, u, v;
+	struct stat st;
+	struct out r;
+	const char *path;
 
 	setenv("XDG_RUNTIME_DIR", tmpdir, 1);
 	snprintf(dir, sizeof(dir), "%s/clusterize", tmpdir);
+	snprintf(evil, sizeof(evil), "%s.evil", dir);
 	cr_assert_eq(mkdir(dir, 0700), 0);
 	cr_assert_eq(chmod(dir, 0777), 0);
-	cr_expect_eq(srv_start(&s, NULL), -EPERM);
+	cr_assert_eq(mkdir(evil, 0700), 0);
+	cr_assert_eq(chmod(evil, 0777), 0);
+	snprintf(in_dir, sizeof(in_dir), "%s/1.sock", dir);
+	snprintf(in_evil, sizeof(in_evil), "%s/2.sock", evil);
+	cr_assert_eq(srv_start(&u, in_dir), 0);
+	cr_assert_eq(srv_start(&v, in_evil), 0);
+
+	cr_assert_eq(srv_start(&s, NULL), 0);
+	path = cz_admin_path(s.a);
+	snprintf(prefix, sizeof(prefix), "%s.", dir);
+	cr_expect(strncmp(path, prefix, strlen(prefix)) == 0 &&
+		strchr(path + strlen(prefix), '/') != NULL, "%s is in %s*",
+		path, prefix);
+	snprintf(in_dir, sizeof(in_dir), "%.*s", (int)(strrchr(path, '/') - path),
+		path);
+	cr_assert_eq(lstat(in_dir, &st), 0);
+	cr_expect(S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
+		(st.st_mode & 0777) == 0700, "%s is ours, 0700 (%o)", in_dir,
+		st.st_mode & 0777);
+	client(CZ_CLI_STATUS, NULL, &r); /* no --control: the only one */
+	cr_expect_eq(r.rc, 0, "%s", r.err);
+	cr_expect_not_null(strstr(r.out, "clusterize 999: "));
+	srv_stop(&s);
+	cr_expect_eq(lstat(in_dir, &st), -1, "%s is removed", in_dir);
+	srv_stop(&v);
+	srv_stop(&u);
 }
 
 Test(admin, other_users_are_refused)
