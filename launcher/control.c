@@ -224,7 +224,8 @@ static int on_listen(struct conn *k, const union msg *m)
 		CZ_MODE_SHARED : c->mode;
 
 	if (key != NULL) {
-		err = cz_sockets_listen(key, k->worker_id, m->listen.backlog,
+		err = cz_sockets_listen(c->sockets, key, k->worker_id,
+			m->listen.backlog,
 			m->listen.nonblock != 0, &m->listen.opts);
 	}
 	if (err == 0 && mode == CZ_MODE_RR) {

@@ -12,6 +12,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "sockets_index.h"
 
 /* An --allow-bind entry. */
 struct allow {
@@ -31,7 +32,8 @@ struct policy {
 };
 
 struct cz_sockets {
-	struct cz_key *keys; /* in the order they were made */
+	struct cz_key *keys, *last; /* in the order they were made */
+	struct cz_sidx idx;
 	uint32_t next_id;
 	int bindv6only; /* the system's default IPV6_V6ONLY */
 	cz_sockets_closing_fn *closing;
@@ -62,6 +64,7 @@ int cz_sockets_create(cz_sockets_closing_fn *closing, void *data,
 		return -ENOMEM;
 	}
 	s->next_id = 1;
+	cz_sidx_init(&s->idx);
 	s->bindv6only = read_bindv6only();
 	s->closing = closing;
 	s->data = data;
@@ -71,14 +74,9 @@ int cz_sockets_create(cz_sockets_closing_fn *closing, void *data,
 
 static void key_close(struct cz_sockets *s, struct cz_key *k)
 {
-	struct cz_key **pp;
-
-	for (pp = &s->keys; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == k) {
-			*pp = k->next;
-			break;
-		}
-	}
+	*(k->prev != NULL ? &k->prev->next : &s->keys) = k->next;
+	*(k->next != NULL ? &k->next->prev : &s->last) = k->prev;
+	cz_sidx_remove(&s->idx, k);
 	if (s->closing != NULL) {
 		s->closing(s->data, k);
 	}
@@ -88,7 +86,6 @@ static void key_close(struct cz_sockets *s, struct cz_key *k)
 		unlink(sun->sun_path);
 	}
 	close(k->fd);
-	free(k->holds);
 	free(k);
 }
 
@@ -100,80 +97,21 @@ void cz_sockets_destroy(struct cz_sockets *s)
 	while (s->keys != NULL) {
 		key_close(s, s->keys);
 	}
+	cz_sidx_free(&s->idx);
 	free(s->policy.allow);
 	free(s);
 }
 
 struct cz_key *cz_sockets_find(struct cz_sockets *s, uint32_t id)
 {
-	struct cz_key *k;
-
-	for (k = s->keys; k != NULL; k = k->next) {
-		if (k->id == id) {
-			return k;
-		}
-	}
-	return NULL;
-}
-
-static struct cz_hold *hold_find(const struct cz_key *k, uint32_t worker_id)
-{
-	unsigned i;
-
-	for (i = 0; i < k->nholds; i++) {
-		if (k->holds[i].worker_id == worker_id) {
-			return &k->holds[i];
-		}
-	}
-	return NULL;
+	return cz_sidx_find(&s->idx, id);
 }
 
 unsigned cz_sockets_holds(const struct cz_key *k, uint32_t worker_id)
 {
-	const struct cz_hold *h = hold_find(k, worker_id);
+	const struct cz_hold *h = cz_sidx_hold(k, worker_id);
 
 	return h != NULL ? h->holds : 0;
-}
-
-static int hold_add(struct cz_key *k, uint32_t worker_id)
-{
-	struct cz_hold *h = hold_find(k, worker_id);
-
-	if (h == NULL) {
-		if (k->nholds == k->holds_cap) {
-			unsigned cap = k->holds_cap ? k->holds_cap * 2 : 4;
-			void *p = realloc(k->holds, cap * sizeof(*k->holds));
-
-			if (p == NULL) {
-				return -ENOMEM;
-			}
-			k->holds = p;
-			k->holds_cap = cap;
-		}
-		h = &k->holds[k->nholds++];
-		*h = (struct cz_hold){ .worker_id = worker_id };
-	}
-	h->holds++;
-	if (k->type == SOCK_DGRAM) {
-		h->listens++;
-	}
-	return 0;
-}
-
-/* Removes hold entries that reached zero; returns the total left. */
-static unsigned holds_compact(struct cz_key *k)
-{
-	unsigned i = 0, total = 0;
-
-	while (i < k->nholds) {
-		if (k->holds[i].holds == 0) {
-			k->holds[i] = k->holds[--k->nholds];
-			continue;
-		}
-		total += k->holds[i].holds;
-		i++;
-	}
-	return total;
 }
 
 /* Port 0 (or an autobound unix socket): the kernel picks the address. */
@@ -199,21 +137,28 @@ static int effective_v6only(const struct cz_sockets *s,
 	return s->bindv6only;
 }
 
-static struct cz_key *key_lookup(struct cz_sockets *s,
-	const struct cz_msg_bind *m, int v6only, unsigned ordinal)
+/*
+ * The key a BIND maps to: an adopted socket of that address, whatever
+ * v6only says; else the key of (address, v6only) and, for port 0, of the
+ * worker's next ordinal.
+ */
+static struct cz_key *key_lookup(struct cz_sockets *s, uint32_t worker_id,
+	const struct cz_msg_bind *m, int v6only, unsigned *ordinal)
 {
-	struct cz_key *k;
+	struct cz_key *k = NULL;
 
-	for (k = s->keys; k != NULL; k = k->next) {
-		if (k->family == m->family && k->type == m->type &&
-		    (k->adopted || (k->v6only == v6only &&
-				    k->ordinal == ordinal)) &&
-		    cz_addr_equal((const void *)&k->req, k->req_len,
-			    (const void *)&m->addr.ss, m->addr.len)) {
-			return k;
-		}
+	*ordinal = 0;
+	if (!addr_is_wild(&m->addr)) {
+		k = cz_sidx_lookup(&s->idx, m->family, m->type, &m->addr, -1, 0);
+	} else {
+		*ordinal = cz_sidx_next_ordinal(&s->idx, worker_id, m->family,
+			m->type, &m->addr, v6only);
 	}
-	return NULL;
+	if (k == NULL) {
+		k = cz_sidx_lookup(&s->idx, m->family, m->type, &m->addr, v6only,
+			*ordinal);
+	}
+	return k;
 }
 
 static int setopt(int fd, int level, int name, int32_t v)
@@ -295,19 +240,16 @@ static int key_open(const struct cz_sockets *s, struct cz_key *k,
 }
 
 /* Appends `k` (keys stay in the order they were made) with a new id. */
-static void key_insert(struct cz_sockets *s, struct cz_key *k)
+static int key_insert(struct cz_sockets *s, struct cz_key *k)
 {
-	struct cz_key **pp = &s->keys;
-
-	k->id = s->next_id++;
-	if (s->next_id == 0) {
-		s->next_id = 1;
-	}
-	while (*pp != NULL) {
-		pp = &(*pp)->next;
-	}
 	k->next = NULL;
-	*pp = k;
+	k->prev = s->last;
+	*(s->last != NULL ? &s->last->next : &s->keys) = k;
+	s->last = k;
+	do {
+		k->id = s->next_id++;
+	} while (k->id == 0 || cz_sidx_find(&s->idx, k->id) != NULL);
+	return cz_sidx_add(&s->idx, k);
 }
 
 static int key_create(struct cz_sockets *s, const struct cz_msg_bind *m,
@@ -331,7 +273,10 @@ static int key_create(struct cz_sockets *s, const struct cz_msg_bind *m,
 		free(k);
 		return err;
 	}
-	key_insert(s, k);
+	if (key_insert(s, k) < 0) {
+		key_close(s, k);
+		return -ENOMEM;
+	}
 	*out = k;
 	return 0;
 }
@@ -340,17 +285,13 @@ int cz_sockets_bind(struct cz_sockets *s, uint32_t worker_id,
 	const struct cz_msg_bind *m, struct cz_key **out)
 {
 	int v6only = effective_v6only(s, m);
-	bool wild = addr_is_wild(&m->addr);
-	unsigned ordinal = 0;
-	struct cz_key *k;
+	unsigned ordinal;
+	struct cz_key *k = key_lookup(s, worker_id, m, v6only, &ordinal);
 	int err;
 
-	for (;;) {
-		k = key_lookup(s, m, v6only, ordinal);
-		if (k == NULL || !wild || cz_sockets_holds(k, worker_id) == 0) {
-			break;
-		}
-		ordinal++;
+	if ((k == NULL || cz_sidx_hold(k, worker_id) == NULL) &&
+	    cz_sidx_keys(&s->idx, worker_id) >= CZ_SOCKETS_MAX_KEYS) {
+		return -EMFILE;
 	}
 	if (k == NULL) {
 		err = policy_check(s, worker_id, m);
@@ -361,9 +302,9 @@ int cz_sockets_bind(struct cz_sockets *s, uint32_t worker_id,
 			return err;
 		}
 	}
-	err = hold_add(k, worker_id);
+	err = cz_sidx_hold_add(&s->idx, k, worker_id);
 	if (err < 0) {
-		if (k->nholds == 0 && !k->listening && !k->adopted) {
+		if (k->holds == NULL && !k->listening && !k->adopted) {
 			key_close(s, k);
 		}
 		return err;
@@ -372,10 +313,11 @@ int cz_sockets_bind(struct cz_sockets *s, uint32_t worker_id,
 	return 0;
 }
 
-int cz_sockets_listen(struct cz_key *k, uint32_t worker_id, int backlog,
-	bool nonblock, const struct cz_sockopts *opts)
+int cz_sockets_listen(struct cz_sockets *s, struct cz_key *k,
+	uint32_t worker_id, int backlog, bool nonblock,
+	const struct cz_sockopts *opts)
 {
-	struct cz_hold *h = hold_find(k, worker_id);
+	struct cz_hold *h = cz_sidx_hold(k, worker_id);
 
 	if (h == NULL || h->holds == 0) {
 		return -EBADF;
@@ -397,7 +339,7 @@ int cz_sockets_listen(struct cz_key *k, uint32_t worker_id, int backlog,
 		k->nonblock = nonblock;
 	}
 	if (h->listens < h->holds) {
-		h->listens++;
+		cz_sidx_hold_set(&s->idx, h, h->holds, h->listens + 1);
 	}
 	return 0;
 }
@@ -405,95 +347,136 @@ int cz_sockets_listen(struct cz_key *k, uint32_t worker_id, int backlog,
 int cz_sockets_release(struct cz_sockets *s, struct cz_key *k,
 	uint32_t worker_id, bool listened)
 {
-	struct cz_hold *h = hold_find(k, worker_id);
+	struct cz_hold *h = cz_sidx_hold(k, worker_id);
+	unsigned listens;
 
 	if (h == NULL || h->holds == 0) {
 		return -ENOENT;
 	}
-	h->holds--;
-	if ((listened || h->listens > h->holds) && h->listens > 0) {
-		h->listens--;
+	listens = h->listens;
+	if ((listened || listens >= h->holds) && listens > 0) {
+		listens--;
 	}
-	if (holds_compact(k) > 0 || k->adopted) {
+	cz_sidx_hold_set(&s->idx, h, h->holds - 1, listens);
+	if (k->holds != NULL || k->adopted) {
 		return 0;
 	}
 	key_close(s, k);
 	return 1;
 }
 
+/* Nobody holds `k` any more: close it, or keep it open if it listens. */
+static void key_unheld(struct cz_sockets *s, struct cz_key *k)
+{
+	if (k->holds != NULL || k->adopted) {
+		return;
+	}
+	if (!k->listening) {
+		key_close(s, k);
+		return;
+	}
+	cz_sidx_orphan_add(&s->idx, k);
+	while (s->idx.norphans > CZ_SOCKETS_MAX_ORPHANS) {
+		cz_log(CZ_LOG_DEBUG, "key %u: closing the oldest unused "
+			"listening socket (more than %u)", s->idx.orphans->id,
+			CZ_SOCKETS_MAX_ORPHANS);
+		key_close(s, s->idx.orphans);
+	}
+}
+
+void cz_sockets_abandon(struct cz_sockets *s, struct cz_key *k,
+	uint32_t worker_id, unsigned holds, unsigned listens)
+{
+	struct cz_hold *h = cz_sidx_hold(k, worker_id);
+
+	if (h == NULL) {
+		return;
+	}
+	holds = holds < h->holds ? h->holds - holds : 0;
+	listens = listens < h->listens ? h->listens - listens : 0;
+	cz_sidx_hold_set(&s->idx, h, holds, listens);
+	key_unheld(s, k);
+}
+
 void cz_sockets_worker_exited(struct cz_sockets *s, uint32_t worker_id)
 {
-	struct cz_key *k = s->keys, *next;
 	struct cz_hold *h;
 
-	for (; k != NULL; k = next) {
-		next = k->next;
-		h = hold_find(k, worker_id);
-		if (h == NULL) {
-			continue;
-		}
-		h->holds = 0;
-		if (holds_compact(k) == 0 && !k->listening && !k->adopted) {
-			key_close(s, k);
-		}
+	while ((h = cz_sidx_holds(&s->idx, worker_id)) != NULL) {
+		cz_sockets_abandon(s, h->key, worker_id, h->holds, h->listens);
 	}
 }
 
 unsigned cz_sockets_listen_count(const struct cz_sockets *s,
 	uint32_t worker_id)
 {
-	const struct cz_key *k;
-	const struct cz_hold *h;
-	unsigned n = 0;
+	return cz_sidx_listens(&s->idx, worker_id);
+}
 
-	for (k = s->keys; k != NULL; k = k->next) {
-		h = hold_find(k, worker_id);
-		if (h != NULL) {
-			n += h->listens;
-		}
-	}
-	return n;
+unsigned cz_sockets_key_count(const struct cz_sockets *s, uint32_t worker_id)
+{
+	return cz_sidx_keys(&s->idx, worker_id);
+}
+
+unsigned cz_sockets_orphans(const struct cz_sockets *s)
+{
+	return s->idx.norphans;
+}
+
+unsigned long cz_sockets_probes(const struct cz_sockets *s)
+{
+	return s->idx.probes;
 }
 
 bool cz_sockets_worker_covers(const struct cz_sockets *s, uint32_t new_id,
 	uint32_t old_id)
 {
-	const struct cz_key *k;
-	const struct cz_hold *h;
+	const struct cz_hold *h, *n;
 
-	for (k = s->keys; k != NULL; k = k->next) {
-		h = hold_find(k, old_id);
-		if (h == NULL || h->listens == 0) {
+	for (h = cz_sidx_holds(&s->idx, old_id); h != NULL; h = h->wnext) {
+		if (h->listens == 0) {
 			continue;
 		}
-		h = hold_find(k, new_id);
-		if (h == NULL || h->listens == 0) {
+		n = cz_sidx_hold(h->key, new_id);
+		if (n == NULL || n->listens == 0) {
 			return false;
 		}
 	}
 	return true;
 }
 
+static int by_key_id(const void *a, const void *b)
+{
+	const struct cz_key *x = *(const struct cz_key *const *)a;
+	const struct cz_key *y = *(const struct cz_key *const *)b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
 size_t cz_sockets_worker_addrs(const struct cz_sockets *s, uint32_t worker_id,
 	char *buf, size_t len)
 {
-	const struct cz_key *k;
+	const struct cz_key *keys[CZ_SOCKETS_MAX_KEYS];
 	const struct cz_hold *h;
 	char a[CZ_ADDR_STRLEN];
-	size_t used = 0;
+	size_t used = 0, nk = 0, i;
 	int n;
 
 	if (len == 0) {
 		return 0;
 	}
 	buf[0] = '\0';
-	for (k = s->keys; k != NULL && used + 1 < len; k = k->next) {
-		h = hold_find(k, worker_id);
-		if (h == NULL || h->listens == 0) {
-			continue;
+	for (h = cz_sidx_holds(&s->idx, worker_id);
+	     h != NULL && nk < CZ_SOCKETS_MAX_KEYS; h = h->wnext) {
+		if (h->listens > 0) {
+			keys[nk++] = h->key;
 		}
-		cz_addr_format((const void *)&k->bound, k->bound_len, k->type,
-			a, sizeof(a));
+	}
+	/* In the order the keys were made (ids grow). */
+	qsort(keys, nk, sizeof(keys[0]), by_key_id);
+	for (i = 0; i < nk && used + 1 < len; i++) {
+		cz_addr_format((const void *)&keys[i]->bound,
+			keys[i]->bound_len, keys[i]->type, a, sizeof(a));
 		n = snprintf(buf + used, len - used, "%s%s",
 			used > 0 ? ", " : "", a);
 		used = n < 0 ? used : used + (size_t)n;
@@ -579,7 +562,11 @@ int cz_sockets_adopt(struct cz_sockets *s, int fd)
 	k->fd = fd;
 	k->adopted = true;
 	k->listening = acceptconn != 0;
-	key_insert(s, k);
+	if (key_insert(s, k) < 0) {
+		k->fd = -1; /* the caller's, still */
+		key_close(s, k);
+		return -ENOMEM;
+	}
 	return 0;
 }
 

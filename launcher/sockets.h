@@ -19,12 +19,28 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "htab.h"
 #include "proto.h"
 
+/*
+ * What one worker may hold at once, all its processes together: more
+ * keys get EMFILE from bind() (each key is a socket of the primary's).
+ * Listening keys that no worker holds any more stay open for the next
+ * worker, up to CZ_SOCKETS_MAX_ORPHANS; past that the oldest is closed.
+ */
+#define CZ_SOCKETS_MAX_KEYS 256
+#define CZ_SOCKETS_MAX_ORPHANS 256
+
+struct cz_key;
+
+/* A worker's holds on one key. */
 struct cz_hold {
 	uint32_t worker_id;
 	unsigned holds;   /* successful BINDs not released */
 	unsigned listens; /* of those, how many listen (or are datagram) */
+	struct cz_key *key;
+	struct cz_hold *next_in_key;
+	struct cz_hold *wprev, *wnext; /* the worker's holds */
 };
 
 struct cz_key {
@@ -45,10 +61,13 @@ struct cz_key {
 	bool adopted;     /* inherited (socket activation): open until destroy */
 	int backlog;      /* the first LISTEN's */
 	bool nonblock;    /* the first LISTEN's */
-	struct cz_hold *holds;
-	unsigned nholds, holds_cap;
+	struct cz_hold *holds; /* one per worker holding it */
 	void *data;       /* the owner's (the rr listener) */
-	struct cz_key *next;
+	/* The registry's: creation order, orphans, and its two indexes. */
+	struct cz_key *prev, *next;
+	struct cz_key *oprev, *onext;
+	bool orphan;
+	struct cz_hnode by_id, by_addr;
 };
 
 struct cz_sockets;
@@ -66,7 +85,10 @@ void cz_sockets_destroy(struct cz_sockets *s);
  * Worker `worker_id` binds `m->addr`: find or create the key and take a
  * hold on it.  A new key's socket is created with `m->opts` applied and
  * bound; if that fails nothing is kept (a retry binds afresh).
- * Returns 0 and *out, or a negative errno (the bind's).
+ * Returns 0 and *out, or a negative errno (the bind's; -EMFILE when the
+ * worker holds CZ_SOCKETS_MAX_KEYS keys already).  Costs the same however
+ * many keys exist: keys are found by hash, and a worker's next port-0
+ * ordinal from a bitmap of those it holds.
  */
 int cz_sockets_bind(struct cz_sockets *s, uint32_t worker_id,
 	const struct cz_msg_bind *m, struct cz_key **out);
@@ -82,8 +104,9 @@ unsigned cz_sockets_holds(const struct cz_key *k, uint32_t worker_id);
  * calls listen(backlog) and records backlog and the app's `nonblock`.
  * Returns 0 or a negative errno (EOPNOTSUPP for datagram keys).
  */
-int cz_sockets_listen(struct cz_key *k, uint32_t worker_id, int backlog,
-	bool nonblock, const struct cz_sockopts *opts);
+int cz_sockets_listen(struct cz_sockets *s, struct cz_key *k,
+	uint32_t worker_id, int backlog, bool nonblock,
+	const struct cz_sockopts *opts);
 
 /*
  * Drops one of worker `worker_id`'s holds on `k` (and one listen if
@@ -94,10 +117,28 @@ int cz_sockets_release(struct cz_sockets *s, struct cz_key *k,
 	uint32_t worker_id, bool listened);
 
 /*
- * Drops every hold of worker `worker_id`.  Keys left without holds are
- * closed, except listening ones: they wait, open, for the next worker.
+ * The process that took `holds` of worker `worker_id`'s holds on `k` (and
+ * `listens` of its listens) is gone: drop them.  A key left without holds
+ * is closed, unless it listens: then it waits, open, for the next worker
+ * (an orphan, see CZ_SOCKETS_MAX_ORPHANS).
  */
+void cz_sockets_abandon(struct cz_sockets *s, struct cz_key *k,
+	uint32_t worker_id, unsigned holds, unsigned listens);
+
+/* Abandons every hold of worker `worker_id`. */
 void cz_sockets_worker_exited(struct cz_sockets *s, uint32_t worker_id);
+
+/* The number of keys worker `worker_id` holds. */
+unsigned cz_sockets_key_count(const struct cz_sockets *s, uint32_t worker_id);
+
+/* Listening keys no worker holds, kept open for the next worker. */
+unsigned cz_sockets_orphans(const struct cz_sockets *s);
+
+/*
+ * For tests: how many candidate records lookups have compared so far, to
+ * show that a bind's cost does not grow with what came before.
+ */
+unsigned long cz_sockets_probes(const struct cz_sockets *s);
 
 /* The number of listens (and datagram binds) worker `worker_id` holds. */
 unsigned cz_sockets_listen_count(const struct cz_sockets *s,

@@ -201,7 +201,7 @@ Test(sockets, listened_key_survives_worker_exit)
 	int port = port_of(lk);
 
 	memset(&o, 0xff, sizeof(o));
-	cr_assert_eq(cz_sockets_listen(lk, 1, 16, true, &o), 0);
+	cr_assert_eq(cz_sockets_listen(s, lk, 1, 16, true, &o), 0);
 	cr_assert_eq(cz_sockets_listen_count(s, 1), 1);
 	cz_sockets_worker_exited(s, 1);
 	cr_assert_eq(cz_sockets_listen_count(s, 1), 0);
@@ -219,8 +219,8 @@ Test(sockets, listen_needs_a_hold_and_a_stream)
 	struct cz_sockopts o;
 
 	memset(&o, 0xff, sizeof(o));
-	cr_assert_eq(cz_sockets_listen(k, 2, 16, false, &o), -EBADF);
-	cr_assert_eq(cz_sockets_listen(u, 1, 16, false, &o), -EOPNOTSUPP);
+	cr_assert_eq(cz_sockets_listen(s, k, 2, 16, false, &o), -EBADF);
+	cr_assert_eq(cz_sockets_listen(s, u, 1, 16, false, &o), -EOPNOTSUPP);
 	cr_assert_eq(cz_sockets_release(s, k, 2, false), -ENOENT);
 }
 
@@ -237,7 +237,7 @@ static struct cz_key *listen_ok(uint32_t w, const char *addr)
 	struct cz_key *k = bind_ok(w, addr, SOCK_STREAM, -1);
 	struct cz_sockopts o = unset_opts();
 
-	cr_assert_eq(cz_sockets_listen(k, w, 16, false, &o), 0);
+	cr_assert_eq(cz_sockets_listen(s, k, w, 16, false, &o), 0);
 	return k;
 }
 
@@ -314,7 +314,7 @@ Test(sockets, adopted_socket_serves_binds_and_stays_open)
 	cr_assert_eq(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
 	k = bind_ok(1, a, SOCK_STREAM, -1);
 	cr_assert_eq(cookie(k->fd), ck, "the inherited socket, not a new one");
-	cr_assert_eq(cz_sockets_listen(k, 1, 4, true, &o), 0,
+	cr_assert_eq(cz_sockets_listen(s, k, 1, 4, true, &o), 0,
 		"already listening: no second listen fails");
 	cr_assert(k->nonblock, "the first LISTEN's flags are still recorded");
 	cr_assert_eq(cz_sockets_release(s, k, 1, true), 0, "not closed");
@@ -336,7 +336,7 @@ Test(sockets, adopted_unlistened_socket_listens_as_usual)
 	cr_assert_eq(cz_sockets_adopt(s, fd), 0);
 	k = bind_ok(1, a, SOCK_STREAM, -1);
 	cr_assert_eq(k->fd, fd);
-	cr_assert_eq(cz_sockets_listen(k, 1, 4, false, &o), 0);
+	cr_assert_eq(cz_sockets_listen(s, k, 1, 4, false, &o), 0);
 	getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len);
 	cr_assert_eq(v, 1);
 }
@@ -429,4 +429,104 @@ Test(sockets, policy_chowns_unix_socket_files)
 	bind_ok(1, path, SOCK_STREAM, -1);
 	cr_assert_eq(stat(path, &st), 0);
 	cr_assert_eq(st.st_uid, 54321);
+}
+
+/* The probes (candidates compared) of one bind of `addr` by worker w. */
+static unsigned long bind_probes(uint32_t w, const char *addr, struct cz_key **k)
+{
+	unsigned long before = cz_sockets_probes(s);
+
+	*k = bind_ok(w, addr, SOCK_STREAM, -1);
+	return cz_sockets_probes(s) - before;
+}
+
+Test(sockets, port0_bind_costs_the_same_whatever_came_before)
+{
+	struct cz_key *k, *first = NULL;
+	unsigned long p, most = 0;
+	unsigned i;
+
+	/* Other workers' keys, and this worker's own, pile up meanwhile. */
+	for (i = 0; i < 200; i++) {
+		bind_ok(2, "127.0.0.1:0", SOCK_STREAM, -1);
+	}
+	for (i = 0; i < 250; i++) {
+		p = bind_probes(1, "127.0.0.1:0", &k);
+		most = p > most ? p : most;
+		if (i == 0) {
+			first = k;
+		}
+	}
+	cr_assert_leq(most, 8, "a port-0 bind compared up to %lu candidates", most);
+	cr_assert_eq(cz_sockets_key_count(s, 1), 250);
+	/* Worker 1's 250 port-0 keys: the first 200 are worker 2's too. */
+	cr_assert_eq(cz_sockets_holds(first, 2), 1);
+	/* A fixed address, and a lookup by id, cost the same too. */
+	p = bind_probes(3, "127.0.0.1:0", &k);
+	cr_assert_eq(k, first, "worker 3's first port-0 socket is everyone's first");
+	cr_assert_leq(p, 8);
+	p = cz_sockets_probes(s);
+	cr_assert_eq(cz_sockets_find(s, first->id), first);
+	cr_assert_leq(cz_sockets_probes(s) - p, 4);
+}
+
+Test(sockets, a_worker_holds_at_most_max_keys)
+{
+	struct cz_msg_bind m = req("127.0.0.1:0", SOCK_STREAM, -1);
+	struct cz_key *k = NULL, *held = NULL;
+	unsigned i;
+
+	for (i = 0; i < CZ_SOCKETS_MAX_KEYS; i++) {
+		held = bind_ok(1, "127.0.0.1:0", SOCK_STREAM, -1);
+	}
+	cr_assert_eq(cz_sockets_key_count(s, 1), CZ_SOCKETS_MAX_KEYS);
+	cr_assert_eq(cz_sockets_bind(s, 1, &m, &k), -EMFILE, "one key too many");
+	m = req("127.0.0.1:0", SOCK_DGRAM, -1);
+	cr_assert_eq(cz_sockets_bind(s, 1, &m, &k), -EMFILE, "whatever its kind");
+	/* Another hold on a key it has costs the primary nothing: allowed. */
+	cr_assert_eq(cz_sockets_release(s, held, 1, false), 1);
+	cr_assert_eq(cz_sockets_key_count(s, 1), CZ_SOCKETS_MAX_KEYS - 1);
+	bind_ok(1, "127.0.0.1:0", SOCK_STREAM, -1);
+	bind_ok(2, "127.0.0.1:0", SOCK_STREAM, -1);
+	cr_assert_eq(cz_sockets_key_count(s, 2), 1, "other workers are not limited");
+}
+
+Test(sockets, abandoned_keys_close_unless_they_listen)
+{
+	struct cz_key *l = listen_ok(1, "127.0.0.1:0");
+	struct cz_key *b = bind_ok(1, "127.0.0.1:0", SOCK_STREAM, -1);
+	uint32_t bid = b->id;
+
+	bind_ok(2, "127.0.0.1:0", SOCK_STREAM, -1);
+	cz_sockets_abandon(s, l, 1, 1, 1);
+	cr_assert_eq(cz_sockets_find(s, l->id), l, "worker 2 still holds it");
+	cr_assert_eq(cz_sockets_listen_count(s, 1), 0);
+	cz_sockets_abandon(s, b, 1, 1, 0);
+	cr_assert_null(cz_sockets_find(s, bid), "bound, never listened: closed");
+	cz_sockets_abandon(s, l, 2, 1, 0);
+	cr_assert_eq(cz_sockets_find(s, l->id), l, "listening: kept for the next");
+	cr_assert_eq(cz_sockets_orphans(s), 1);
+	cr_assert_eq(bind_ok(3, "127.0.0.1:0", SOCK_STREAM, -1), l);
+	cr_assert_eq(cz_sockets_orphans(s), 0, "held again: no orphan any more");
+}
+
+Test(sockets, orphans_are_bounded_oldest_closed_first)
+{
+	uint32_t ids[300];
+	unsigned i, n = 0;
+
+	for (i = 0; i < 200; i++) {
+		ids[n++] = listen_ok(1, "127.0.0.1:0")->id;
+	}
+	for (i = 0; i < 100; i++) {
+		ids[n++] = listen_ok(2, "127.0.0.2:0")->id;
+	}
+	cz_sockets_worker_exited(s, 1);
+	cz_sockets_worker_exited(s, 2);
+	cr_assert_eq(cz_sockets_orphans(s), CZ_SOCKETS_MAX_ORPHANS);
+	cr_assert_eq(closed, n - CZ_SOCKETS_MAX_ORPHANS, "the surplus was closed");
+	for (i = 200; i < n; i++) {
+		cr_assert_not_null(cz_sockets_find(s, ids[i]),
+			"worker 2's keys, orphaned last, are kept (key %u)", i);
+	}
 }
