@@ -8,11 +8,15 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "escape.h"
+
 #define SUN_OFF offsetof(struct sockaddr_un, sun_path)
 
+/* A worker chose the path: escaped, so it cannot forge a log line. */
 static const char *format_unix(const struct sockaddr_un *sun, socklen_t len,
 	const char *pre, char *buf, size_t size)
 {
+	char path[CZ_ADDR_STRLEN];
 	size_t n;
 
 	if (len <= SUN_OFF) {
@@ -20,14 +24,17 @@ static const char *format_unix(const struct sockaddr_un *sun, socklen_t len,
 		return buf;
 	}
 	n = len - SUN_OFF;
+	if (n > sizeof(sun->sun_path)) {
+		n = sizeof(sun->sun_path);
+	}
 	if (sun->sun_path[0] == '\0') {
-		/* Abstract names may hold any byte; show them as ps does. */
-		snprintf(buf, size, "%s @%.*s", pre, (int)(n - 1),
-			sun->sun_path + 1);
+		/* Abstract names may hold any byte; "@name", as ss shows them. */
+		cz_escape(path, sizeof(path), sun->sun_path + 1, n - 1);
+		snprintf(buf, size, "%s @%s", pre, path);
 		return buf;
 	}
-	snprintf(buf, size, "%s %.*s", pre, (int)strnlen(sun->sun_path, n),
-		sun->sun_path);
+	cz_escape(path, sizeof(path), sun->sun_path, strnlen(sun->sun_path, n));
+	snprintf(buf, size, "%s %s", pre, path);
 	return buf;
 }
 

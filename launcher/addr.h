@@ -8,14 +8,15 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-/* Room for the longest string cz_addr_format() writes. */
-#define CZ_ADDR_STRLEN 160
+/* Room for the longest string cz_addr_format() writes (an escaped path). */
+#define CZ_ADDR_STRLEN 448
 
 /*
  * Formats `sa` (`len` bytes, as getsockname() returned it) into `buf`:
  * "127.0.0.1:8000", "[::1]:8000", "unix /run/app.sock", "unix @abstract",
  * "unix (unnamed)".  Datagram sockets (`type` SOCK_DGRAM) get a "udp "
- * prefix for inet and "unixgram " instead of "unix " for unix.  Returns buf.
+ * prefix for inet and "unixgram " instead of "unix " for unix.  Unix paths
+ * and names are escaped (cz_escape): a worker chose them.  Returns buf.
  */
 const char *cz_addr_format(const struct sockaddr *sa, socklen_t len, int type,
 	char *buf, size_t size);

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "escape.h"
+
 /* --- a growing string ------------------------------------------------------ */
 
 void cz_admin_buf_grow(struct cz_admin_buf *b, size_t need)
@@ -68,39 +70,6 @@ static void sb_printf(struct cz_admin_buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	size_t len, i;
-	unsigned c = s[0];
-	unsigned long cp;
-
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2, cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3, cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4, cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n) {
-		return 0;
-	}
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80) {
-			return 0;
-		}
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	/* Overlong forms, surrogates and beyond U+10FFFF are not UTF-8. */
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) {
-		return 0;
-	}
-	return len;
-}
-
 /* A JSON string; bytes that are not UTF-8 (argv can hold any) become
  * U+FFFD so the document stays valid. */
 static void sb_json_str(struct cz_admin_buf *b, const char *s)
@@ -121,7 +90,7 @@ static void sb_json_str(struct cz_admin_buf *b, const char *s)
 		} else if (*p < 0x80) {
 			cz_admin_buf_add(b, (const char *)p, 1);
 			k = 1;
-		} else if ((k = utf8_len(p, n)) > 0) {
+		} else if ((k = cz_utf8_len(p, n)) > 0) {
 			cz_admin_buf_add(b, (const char *)p, k);
 		} else {
 			cz_admin_buf_add(b, "\\ufffd", 6);
@@ -159,9 +128,13 @@ static void status_text(struct cz_admin_buf *b,
 	const struct cz_admin_summary *s,
 	const struct cz_admin_worker *rows, size_t n)
 {
+	char cmd[1024];
+
+	/* Addresses come escaped (cz_addr_format); the command may hold
+	 * any byte too. */
+	cz_escape_str(cmd, sizeof(cmd), str_or(s->command, "?"));
 	sb_printf(b, "clusterize %d: %s, %s, %s, %u workers wanted\n", s->pid,
-		str_or(s->command, "?"), str_or(s->sched, "?"), str_or(s->state, "?"),
-		s->wanted);
+		cmd, str_or(s->sched, "?"), str_or(s->state, "?"), s->wanted);
 	sb_printf(b, "%-4s %-8s %-10s %-7s %-8s %-8s %s\n", "ID", "PID",
 		"STATE", "UPTIME", "RESTARTS", "CONNS", "ADDRESSES");
 	for (size_t i = 0; i < n; i++) {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "escape.h"
 #include "log.h"
 #include "rr.h"
 #include "sockets.h"
@@ -146,8 +147,11 @@ static int on_hello(struct conn *k, const union msg *m)
 	k->hello = true;
 	k->worker_id = m->hello.worker_id;
 	if (k->c->ev.hello != NULL) {
+		char exe[4 * sizeof(m->hello.exe)];
+
+		cz_escape_str(exe, sizeof(exe), m->hello.exe);
 		k->c->ev.hello(k->c->ev.data, k->worker_id, k->pid,
-			m->hello.flags, m->hello.exe);
+			m->hello.flags, exe);
 	}
 	reply_init(&r, m, 0);
 	return conn_reply(k, &r, -1);

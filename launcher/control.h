@@ -22,7 +22,8 @@ struct cz_control;
 
 struct cz_control_events {
 	void *data;
-	/* A process of worker `worker_id` said hello (once per process). */
+	/* A process of worker `worker_id` said hello (once per process);
+	 * `exe` is escaped (cz_escape). */
 	void (*hello)(void *data, uint32_t worker_id, int pid, uint32_t flags,
 		const char *exe);
 	/*
