@@ -329,7 +329,8 @@ static bool peer_allowed(struct client *k)
 		return false;
 	}
 	if (cr.uid != geteuid() && cr.uid != 0) {
-		cz_log(CZ_LOG_WARN, "control socket: refused pid %d (uid %u)",
+		cz_log_peer(CZ_LOG_PEER_UNKNOWN, CZ_LOG_WARN,
+			"control socket: refused pid %d (uid %u)",
 			(int)cr.pid, (unsigned)cr.uid);
 		return false;
 	}

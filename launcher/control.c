@@ -76,8 +76,8 @@ static void conn_close(struct conn *k)
 
 static void conn_drop(struct conn *k, const char *why)
 {
-	cz_log(CZ_LOG_WARN, "control connection from pid %d (worker %u): %s: "
-		"closing it", k->pid, k->worker_id, why);
+	cz_log_peer(k->worker_id, CZ_LOG_WARN, "control connection from pid %d "
+		"(worker %u): %s: closing it", k->pid, k->worker_id, why);
 	conn_close(k);
 }
 
@@ -168,7 +168,8 @@ static int on_bind(struct conn *k, const union msg *m)
 	if (err < 0) {
 		char a[CZ_ADDR_STRLEN];
 
-		cz_log(CZ_LOG_DEBUG, "worker %u: bind %s: %s", k->worker_id,
+		cz_log_peer(k->worker_id, CZ_LOG_DEBUG, "worker %u: bind %s: %s",
+			k->worker_id,
 			cz_addr_format((const void *)&m->bind.addr.ss,
 				m->bind.addr.len, m->bind.type, a, sizeof(a)),
 			strerror(-err));
@@ -319,7 +320,8 @@ static int conn_recv_one(struct conn *k)
 	}
 	if (n <= 0) {
 		/* The process exited or exec'd (our fd is close-on-exec). */
-		cz_log(CZ_LOG_DEBUG, "control connection from pid %d closed",
+		cz_log_peer(k->worker_id, CZ_LOG_DEBUG,
+			"control connection from pid %d closed",
 			k->pid);
 		conn_close(k);
 		return -1;
@@ -387,7 +389,8 @@ static bool peer_allowed(const struct cz_control *c, int fd, int *pid)
 	}
 	*pid = cr.pid;
 	if (!cz_sockets_uid_allowed(c->sockets, cr.uid)) {
-		cz_log(CZ_LOG_WARN, "control connection from pid %d (uid %u) "
+		cz_log_peer(CZ_LOG_PEER_UNKNOWN, CZ_LOG_WARN,
+			"control connection from pid %d (uid %u) "
 			"refused: not our user", (int)cr.pid, (unsigned)cr.uid);
 		return false;
 	}

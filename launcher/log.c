@@ -5,8 +5,10 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -51,10 +53,17 @@ int cz_log_parse_level(const char *s)
 	return -1;
 }
 
+static int log_fd = STDERR_FILENO;
+
+void cz_log_set_fd(int fd)
+{
+	log_fd = fd;
+}
+
 static void write_all(const char *buf, size_t len)
 {
 	while (len > 0) {
-		ssize_t n = write(STDERR_FILENO, buf, len);
+		ssize_t n = write(log_fd, buf, len);
 
 		if (n < 0 && errno == EINTR) {
 			continue;
@@ -67,22 +76,16 @@ static void write_all(const char *buf, size_t len)
 	}
 }
 
-void cz_log(enum cz_log_level level, const char *fmt, ...)
+/* One line: the level's prefix, the message, `suffix`, a newline. */
+static void vlog(enum cz_log_level level, const char *suffix, const char *fmt,
+	va_list ap)
 {
 	char line[CZ_LOG_LINE_MAX];
-	int saved_errno = errno;
-	size_t len;
-	va_list ap;
+	size_t len = strlen(level_prefixes[level]), room;
 	int n;
 
-	if (level > cur_level || level < CZ_LOG_ERROR) {
-		return;
-	}
-	len = strlen(level_prefixes[level]);
 	memcpy(line, level_prefixes[level], len);
-	va_start(ap, fmt);
 	n = vsnprintf(line + len, sizeof(line) - len - 1, fmt, ap);
-	va_end(ap);
 	if (n < 0) {
 		n = 0;
 	}
@@ -91,7 +94,105 @@ void cz_log(enum cz_log_level level, const char *fmt, ...)
 		/* Truncated: keep the line a line. */
 		len = sizeof(line) - 2;
 	}
+	room = sizeof(line) - 1 - len;
+	if (suffix != NULL && strlen(suffix) < room) {
+		memcpy(line + len, suffix, strlen(suffix));
+		len += strlen(suffix);
+	}
 	line[len++] = '\n';
 	write_all(line, len);
+}
+
+void cz_log(enum cz_log_level level, const char *fmt, ...)
+{
+	int saved_errno = errno;
+	va_list ap;
+
+	if (level > cur_level || level < CZ_LOG_ERROR) {
+		return;
+	}
+	va_start(ap, fmt);
+	vlog(level, NULL, fmt, ap);
+	va_end(ap);
+	errno = saved_errno;
+}
+
+/* --- lines peers cause: a token bucket per source ------------------------ */
+
+struct bucket {
+	unsigned long long last_ms; /* when tokens were last added */
+	unsigned tokens;
+	unsigned long suppressed;
+	bool used;
+};
+
+static struct bucket buckets[CZ_LOG_PEER_BUCKETS];
+
+static unsigned long long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000 +
+	       (unsigned long long)ts.tv_nsec / 1000000;
+}
+
+static unsigned long long (*clock_ms)(void) = mono_ms;
+
+void cz_log_set_clock(unsigned long long (*now_ms)(void))
+{
+	clock_ms = now_ms != NULL ? now_ms : mono_ms;
+}
+
+void cz_log_peer_reset(void)
+{
+	memset(buckets, 0, sizeof(buckets));
+}
+
+/* Takes a token from the source's bucket; false if none is left. */
+static bool bucket_take(struct bucket *b)
+{
+	unsigned long long now = clock_ms(), add;
+
+	if (!b->used) {
+		b->used = true;
+		b->tokens = CZ_LOG_PEER_BURST;
+		b->last_ms = now;
+	}
+	add = (now - b->last_ms) / CZ_LOG_PEER_REFILL_MS;
+	if (add > 0) {
+		b->last_ms += add * CZ_LOG_PEER_REFILL_MS;
+		b->tokens = add >= CZ_LOG_PEER_BURST - b->tokens ?
+			CZ_LOG_PEER_BURST : b->tokens + (unsigned)add;
+	}
+	if (b->tokens == 0) {
+		b->suppressed++;
+		return false;
+	}
+	b->tokens--;
+	return true;
+}
+
+void cz_log_peer(unsigned source, enum cz_log_level level, const char *fmt, ...)
+{
+	struct bucket *b = &buckets[source == CZ_LOG_PEER_UNKNOWN ? 0 :
+		1 + (source - 1) % (CZ_LOG_PEER_BUCKETS - 1)];
+	int saved_errno = errno;
+	char suffix[64] = "";
+	va_list ap;
+
+	if (level > cur_level || level < CZ_LOG_ERROR || !bucket_take(b)) {
+		errno = saved_errno;
+		return;
+	}
+	if (b->suppressed > 0) {
+		snprintf(suffix, sizeof(suffix), " (%lu similar message%s "
+			"suppressed)", b->suppressed,
+			b->suppressed == 1 ? "" : "s");
+		b->suppressed = 0;
+	}
+	va_start(ap, fmt);
+	vlog(level, suffix, fmt, ap);
+	va_end(ap);
 	errno = saved_errno;
 }

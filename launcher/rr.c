@@ -116,7 +116,8 @@ static int send_any(struct cz_rr_listener *l, const struct cz_rr_conn *c)
 			return 0;
 		}
 		/* A full or broken channel gets nothing until a tick clears it. */
-		cz_log(CZ_LOG_DEBUG, "channel %u of worker %u: send: %s",
+		cz_log_peer(ch->worker_id, CZ_LOG_DEBUG,
+			"channel %u of worker %u: send: %s",
 			ch->id, ch->worker_id, strerror(-err));
 		ch->stalled = true;
 		ch->progress = now_ms(l->rr);
@@ -172,7 +173,8 @@ static void chan_nudge(struct rr_chan *ch)
 	int err = cz_rr_chan_send_nudge(ch->fd);
 
 	if (err < 0) {
-		cz_log(CZ_LOG_DEBUG, "channel %u: nudge: %s", ch->id,
+		cz_log_peer(ch->worker_id, CZ_LOG_DEBUG, "channel %u: nudge: %s",
+			ch->id,
 			strerror(-err));
 	}
 }
@@ -180,7 +182,8 @@ static void chan_nudge(struct rr_chan *ch)
 static void chan_ack(struct rr_chan *ch, uint32_t seq, bool upto)
 {
 	if (cz_rr_inflight_ack(&ch->fl, seq, upto) < 0) {
-		cz_log(CZ_LOG_DEBUG, "channel %u of worker %u: ACK %u of a "
+		cz_log_peer(ch->worker_id, CZ_LOG_DEBUG,
+			"channel %u of worker %u: ACK %u of a "
 			"connection never sent: ignored", ch->id, ch->worker_id,
 			seq);
 		return;
@@ -194,7 +197,8 @@ static void chan_nack(struct rr_chan *ch, uint32_t seq)
 	struct cz_rr_conn c;
 
 	if (cz_rr_inflight_take(&ch->fl, seq, &c) == 0) {
-		cz_log(CZ_LOG_TRACE, "channel %u: NACK %u: re-dispatching",
+		cz_log_peer(ch->worker_id, CZ_LOG_TRACE,
+			"channel %u: NACK %u: re-dispatching",
 			ch->id, seq);
 		requeue(ch->l, &c);
 		ch->conns--;
@@ -211,7 +215,8 @@ static void on_chan_msg(void *data, int type, uint32_t seq, size_t len)
 	} else if (type == CZ_MSG_NACK) {
 		chan_nack(ch, seq);
 	} else {
-		cz_log(CZ_LOG_WARN, "channel %u of worker %u: bad message "
+		cz_log_peer(ch->worker_id, CZ_LOG_WARN,
+			"channel %u of worker %u: bad message "
 			"(%zu bytes): ignored", ch->id, ch->worker_id, len);
 	}
 }
@@ -222,7 +227,8 @@ static void on_chan(uv_poll_t *h, int status, int events)
 
 	(void)events;
 	if (status < 0) {
-		cz_log(CZ_LOG_WARN, "channel %u of worker %u: poll: %s",
+		cz_log_peer(ch->worker_id, CZ_LOG_WARN,
+			"channel %u of worker %u: poll: %s",
 			ch->id, ch->worker_id, uv_strerror(status));
 		uv_poll_stop(h);
 		return;
@@ -489,7 +495,8 @@ static void chan_check(struct rr_chan *ch, uint64_t now)
 	ch->stalled = true;
 	n = chan_reclaim(ch);
 	chan_nudge(ch);
-	cz_log(CZ_LOG_DEBUG, "channel %u of worker %u: no ACK for %ums: "
+	cz_log_peer(ch->worker_id, CZ_LOG_DEBUG,
+		"channel %u of worker %u: no ACK for %ums: "
 		"%u connection(s) given to other workers", ch->id,
 		ch->worker_id, CZ_RR_STALL_MS, n);
 }

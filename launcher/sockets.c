@@ -669,7 +669,8 @@ static int policy_check(const struct cz_sockets *s, uint32_t worker_id,
 	}
 	cz_addr_format((const void *)&m->addr.ss, m->addr.len, m->type, a,
 		sizeof(a));
-	cz_log(CZ_LOG_WARN, "worker %u: bind %s denied: port %d is privileged "
+	cz_log_peer(worker_id, CZ_LOG_WARN,
+		"worker %u: bind %s denied: port %d is privileged "
 		"and the workers run as uid %u (allow it with --allow-bind :%d)",
 		worker_id, a, port, (unsigned)p->uid, port);
 	return -EACCES;
