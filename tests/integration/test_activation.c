@@ -89,7 +89,7 @@ static void activation(const char *sched)
 	}
 	cr_expect_eq(czt_wait_line(p, CZT_OUT, "listen=unset,unset", 2, 5000), 2,
 		"the workers do not see LISTEN_PID or LISTEN_FDS");
-	cr_expect_eq(czt_stop(p), 0, "the launcher stops with 0");
+	czt_stop(p);
 
 	/* Our copy is the same socket: still listening, and it takes a connection. */
 	int acc = 0;

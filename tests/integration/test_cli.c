@@ -61,10 +61,8 @@ ParameterizedTest(struct usage_case *uc, cli, usage_errors_exit_2)
 	}
 	argv[n] = NULL;
 	struct czt_proc *p = czt_spawn(argv, env);
-	int status = czt_wait_exit(p, 10000);
 
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2,
-		"%s %s: exit status 2 expected, got 0x%x", uc->args[0], uc->env, status);
+	czt_expect_exit(p, CZT_EXITED(2), 10000);
 	char *err = czt_read(p, CZT_ERR);
 
 	cr_expect(strncmp(err, "clusterize: ", 12) == 0, "message starts with 'clusterize: ': %s",
@@ -80,9 +78,8 @@ Test(cli, bad_policy_message_is_exact)
 	const char *argv[] = { czt_launcher(), "--", "true", NULL };
 	const char *env[] = { "NODE_CLUSTER_SCHED_POLICY=bogus", NULL };
 	struct czt_proc *p = czt_spawn(argv, env);
-	int status = czt_wait_exit(p, 10000);
 
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "exit 2, got 0x%x", status);
+	czt_expect_exit(p, CZT_EXITED(2), 10000);
 	cr_expect_eq(czt_count(p, CZT_ERR, "clusterize: invalid scheduling policy 'bogus' in "
 		"NODE_CLUSTER_SCHED_POLICY: expected rr or none"), 1,
 		"the one-line policy error of the plan");
@@ -92,10 +89,8 @@ Test(cli, help_exits_0_and_lists_options)
 {
 	const char *argv[] = { czt_launcher(), "--help", NULL };
 	struct czt_proc *p = czt_spawn(argv, NULL);
-	int status = czt_wait_exit(p, 10000);
 
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "--help exits 0, got 0x%x",
-		status);
+	czt_expect_exit(p, CZT_EXITED(0), 10000);
 	char *out = czt_read(p, CZT_OUT);
 
 	cr_expect(strstr(out, "--workers") != NULL && strstr(out, "--sched") != NULL &&
@@ -107,9 +102,8 @@ Test(cli, version_prints_project_version)
 {
 	const char *argv[] = { czt_launcher(), "-V", NULL };
 	struct czt_proc *p = czt_spawn(argv, NULL);
-	int status = czt_wait_exit(p, 10000);
 
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "-V exits 0, got 0x%x", status);
+	czt_expect_exit(p, CZT_EXITED(0), 10000);
 	char *out = czt_read(p, CZT_OUT);
 
 	cr_expect(strstr(out, CZ_PROJECT_VERSION) != NULL, "-V prints %s: %s",
@@ -121,12 +115,9 @@ static void expect_cannot_execute(const char *cmd, int code, int err)
 {
 	const char *argv[] = { czt_launcher(), "-w", "3", "--", cmd, NULL };
 	struct czt_proc *p = czt_spawn(argv, NULL);
-	int status = czt_wait_exit(p, 15000);
 	char line[512];
 
-	cr_assert_neq(status, -1, "'%s' that cannot run ends the launcher by itself", cmd);
-	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == code, "'%s': exit %d, got 0x%x",
-		cmd, code, status);
+	czt_expect_exit(p, CZT_EXITED(code), 15000);
 	snprintf(line, sizeof(line), "clusterize: cannot execute '%s': %s", cmd, strerror(err));
 	cr_expect_geq(czt_count(p, CZT_ERR, line), 1, "stderr has \"%s\"", line);
 	cr_expect_eq(czt_count(p, CZT_ERR, "giving up"), 0, "no crash loop for '%s'", cmd);
@@ -185,10 +176,7 @@ Test(cli, quiet_hides_info_lines)
 	cr_assert_geq(czt_wait_line(p, CZT_OUT, "port ", 2, 20000), 2, "both workers listen");
 	cr_expect_eq(czt_count(p, CZT_ERR, "clusterize: worker"), 0,
 		"-q: no forked/online/listening lines");
-	int status = czt_stop(p);
-
-	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "-q run stops with 0 (0x%x)",
-		status);
+	czt_stop(p);
 }
 
 Test(cli, policy_env_is_case_insensitive)
@@ -202,7 +190,5 @@ Test(cli, policy_env_is_case_insensitive)
 
 	czt_addr_tcp(&a, "127.0.0.1", c.port);
 	cr_expect_gt(czt_ask(&a, 10000), 0, "NODE_CLUSTER_SCHED_POLICY=NONE serves");
-	int status = czt_stop(c.proc);
-
-	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "stops with 0 (0x%x)", status);
+	czt_stop(c.proc);
 }

@@ -31,9 +31,7 @@ Test(detect, static_binary_is_named_and_its_silence_reported)
 	cr_expect_eq(czt_wait_line(p, CZT_ERR, "has not loaded the shim after 0.2s", 1,
 		10000), 1, "and reports the worker that never said hello");
 	cr_expect_eq(czt_count(p, CZT_ERR, " online"), 0, "the static worker is never online");
-	int status = czt_stop(p);
-
-	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "stops with 0 (0x%x)", status);
+	czt_stop(p);
 }
 
 Test(detect, dynamic_server_gets_no_warning)

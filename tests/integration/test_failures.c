@@ -227,11 +227,8 @@ static void expect_give_up(const char *const cmd[], int code, const char *what)
 	}
 	argv[n] = NULL;
 	struct czt_proc *p = czt_spawn(argv, NULL);
-	int status = czt_wait_exit(p, 60000);
 
-	cr_assert_neq(status, -1, "a crash loop of %s ends by itself", what);
-	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == code,
-		"give-up exit status %d expected for %s, got 0x%x", code, what, status);
+	czt_expect_exit(p, CZT_EXITED(code), 60000);
 	cr_expect_geq(czt_count(p, CZT_ERR, "clusterize: giving up: "), 1,
 		"the 'giving up' line is there");
 	cr_expect_geq(czt_count(p, CZT_ERR, what), 1, "the message names %s", what);
@@ -265,11 +262,7 @@ Test(failures, sigterm_stops_with_0_and_no_worker_left)
 		pids[i] = c.w[i].pid;
 	}
 	cr_assert_eq(czt_signal(c.proc, SIGTERM), 0);
-	int status = czt_wait_exit(c.proc, 20000);
-
-	cr_assert_neq(status, -1, "the launcher exits after SIGTERM");
-	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "SIGTERM: exit 0, got 0x%x",
-		status);
+	czt_expect_exit(c.proc, CZT_EXITED(0), 20000);
 	cr_expect(czt_wait_gone(pids, 3, 5000), "every worker is gone after SIGTERM");
 }
 
@@ -288,10 +281,7 @@ Test(failures, grace_ends_with_sigkill_for_workers_ignoring_sigterm)
 	pids[0] = c.w[0].pid;
 	pids[1] = c.w[1].pid;
 	cr_assert_eq(czt_signal(c.proc, SIGTERM), 0);
-	int status = czt_wait_exit(c.proc, 20000);
-
-	cr_assert_neq(status, -1, "the launcher exits after the grace period");
-	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit 0, got 0x%x", status);
+	czt_expect_exit(c.proc, CZT_EXITED(0), 20000);
 	cr_expect(czt_wait_gone(pids, 2, 5000), "workers ignoring SIGTERM were killed");
 }
 
@@ -305,7 +295,7 @@ Test(failures, sigkilled_launcher_takes_workers_along)
 	pids[0] = c.w[0].pid;
 	pids[1] = c.w[1].pid;
 	cr_assert_eq(czt_signal(c.proc, SIGKILL), 0);
-	cr_assert_neq(czt_wait_exit(c.proc, 5000), -1);
+	czt_expect_exit(c.proc, CZT_KILLED(SIGKILL), 5000);
 	cr_expect(czt_wait_gone(pids, 2, 10000), "workers exit when the launcher is SIGKILLed");
 	czt_addr_tcp(&a, "127.0.0.1", c.port);
 	cr_expect_eq(czt_ask(&a, 5000), -ECONNREFUSED, "nothing listens on the port afterwards");
@@ -321,10 +311,8 @@ Test(failures, max_restarts_sets_the_crash_loop_limit)
 	const char *argv[] = { czt_launcher(), "-w", "1", "--max-restarts", "2",
 		"--min-uptime", "5", "--", "false", NULL };
 	struct czt_proc *p = czt_spawn(argv, NULL);
-	int status = czt_wait_exit(p, 30000);
 
-	cr_assert_neq(status, -1, "the crash loop ends by itself");
-	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 1, "exit 1 (0x%x)", status);
+	czt_expect_exit(p, CZT_EXITED(1), 30000);
 	cr_expect_eq(czt_count(p, CZT_ERR, " forked"), 2, "started exactly twice");
 	cr_expect_eq(czt_count(p, CZT_ERR, "2 times in a row within 5s of starting"), 1,
 		"the give-up line names the limit and the window");

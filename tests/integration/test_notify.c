@@ -217,9 +217,7 @@ static void notify_lifecycle(const char *name)
 
 	cr_assert_eq(czt_signal(nt.p, SIGTERM), 0);
 	cr_expect_geq(wait_msg(&nt, "STOPPING=1", 10000), 0, "STOPPING=1 after SIGTERM");
-	int st = czt_wait_exit(nt.p, 20000);
-
-	cr_expect(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit 0, got 0x%x", st);
+	czt_expect_exit(nt.p, CZT_EXITED(0), 20000);
 	while (notify_recv(&nt, 0)) {
 	}
 	/* Everything but STATUS=, in order. */

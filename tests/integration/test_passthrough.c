@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,7 +69,7 @@ static void check_tcp(const char *style, bool children)
 			(int)p->pid, czt_last_bad());
 	}
 	expect_silent(p);
-	czt_stop(p);
+	czt_stop_as(p, CZT_KILLED(SIGTERM));
 }
 
 Test(passthrough, blocking_server_unchanged)
@@ -94,7 +95,7 @@ Test(passthrough, fd_juggling_server_unchanged)
 
 	czt_addr_tcp(&a, "127.0.0.1", port_of(p));
 	cr_expect_eq(czt_ask(&a, 10000), p->pid, "answered by the server (%s)", czt_last_bad());
-	czt_stop(p);
+	czt_stop_as(p, CZT_KILLED(SIGTERM));
 }
 
 Test(passthrough, udp_and_unix_unchanged)
@@ -112,8 +113,8 @@ Test(passthrough, udp_and_unix_unchanged)
 
 	czt_addr_unix(&a, path);
 	cr_expect_eq(czt_ask(&a, 10000), q->pid, "unix socket answered by the server");
-	czt_stop(p);
-	czt_stop(q);
+	czt_stop_as(p, CZT_KILLED(SIGTERM));
+	czt_stop_as(q, CZT_KILLED(SIGTERM));
 }
 
 Test(passthrough, shutdown_keeps_kernel_semantics)
@@ -127,7 +128,7 @@ Test(passthrough, shutdown_keeps_kernel_semantics)
 	cr_assert_eq(czt_wait_line(p, CZT_OUT, "shutdown ", 1, 10000), 1);
 	/* Without a launcher, shutdown() of a listener stops it, as without the shim. */
 	cr_expect_eq(czt_ask(&a, 5000), -ECONNREFUSED, "connections refused after shutdown()");
-	czt_stop(p);
+	czt_stop_as(p, CZT_KILLED(SIGTERM));
 }
 
 Test(passthrough, unusable_control_socket_falls_back)
@@ -146,7 +147,7 @@ Test(passthrough, unusable_control_socket_falls_back)
 	czt_addr_tcp(&a, "127.0.0.1", port_of(p));
 	cr_expect_eq(czt_ask(&a, 10000), p->pid, "it serves on its own");
 	cr_expect_leq(czt_count(p, CZT_ERR, "clusterize"), 1, "at most one warning");
-	czt_stop(p);
+	czt_stop_as(p, CZT_KILLED(SIGTERM));
 }
 
 Test(passthrough, python_http_server_unchanged)
@@ -173,5 +174,5 @@ Test(passthrough, python_http_server_unchanged)
 	int status = czt_http_get("127.0.0.1", port, "/", NULL, 0, 10000);
 
 	cr_expect_eq(status, 200, "GET / under the bare shim: %d", status);
-	czt_stop(p);
+	czt_stop_as(p, CZT_KILLED(SIGTERM));
 }

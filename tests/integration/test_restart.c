@@ -64,11 +64,7 @@ static void expect_answered_by(const struct czt_cluster *c, pid_t pid, const cha
 /* The launcher exits by itself with `code`, having forked only `forks` workers. */
 static void expect_exit(struct czt_cluster *c, int code, int forks)
 {
-	int status = czt_wait_exit(c->proc, 20000);
-
-	cr_assert_neq(status, -1, "the launcher exits once no worker is left");
-	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == code, "exit %d expected, got 0x%x",
-		code, status);
+	czt_expect_exit(c->proc, CZT_EXITED(code), 20000);
 	cr_expect_eq(czt_count(c->proc, CZT_ERR, ") forked"), forks, "no worker was replaced");
 }
 
@@ -145,9 +141,7 @@ Test(restart, always_replaces_a_clean_exit_with_a_new_id)
 
 	cr_expect_eq(r.id, 3, "ids are never reused: the replacement is worker 3");
 	cr_expect_eq(czt_count(c.proc, CZT_ERR, "not restarted"), 0);
-	int status = czt_stop(c.proc);
-
-	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit 0, got 0x%x", status);
+	czt_stop(c.proc);
 }
 
 Test(restart, rr_connections_wait_while_every_worker_restarts)

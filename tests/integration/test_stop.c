@@ -54,11 +54,7 @@ static int readable(const int fds[IN_FLIGHT])
 /* The launcher exited 0 and took every worker with it. */
 static void expect_stopped(struct czt_proc *p, const pid_t pids[WORKERS], const char *what)
 {
-	int status = czt_wait_exit(p, 20000);
-
-	cr_assert_neq(status, -1, "%s: the launcher exits", what);
-	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: exit 0, got 0x%x", what,
-		status);
+	czt_expect_exit(p, CZT_EXITED(0), 20000);
 	cr_expect(czt_wait_gone(pids, WORKERS, 5000), "%s: no worker is left", what);
 }
 
@@ -205,10 +201,7 @@ Test(stop, what_a_worker_started_does_not_outlive_it)
 	}
 	/* Not czt_stop: its own clean-up must not be what kills them. */
 	cr_assert_eq(czt_signal(c.proc, SIGTERM), 0);
-	int status = czt_wait_exit(c.proc, 15000);
-
-	cr_expect(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		"launcher exits 0 (0x%x)", status);
+	czt_expect_exit(c.proc, CZT_EXITED(0), 15000);
 	cr_expect(czt_wait_gone(servers, 2, 5000), "the servers %d and %d are gone too",
 		(int)servers[0], (int)servers[1]);
 }

@@ -7,6 +7,12 @@
  *
  * Deadlines are in milliseconds and scaled by CZ_TEST_TIMEOUT_MULT.
  * Nothing here sleeps a fixed time: waits poll with backoff until a deadline.
+ *
+ * Every launcher a test starts must end through czt_stop, czt_stop_as or
+ * czt_expect_exit, which assert how it ended and that its stderr holds no
+ * sanitizer report; a test that passes without doing so is reported as
+ * broken by czt_teardown.  A failing test keeps its files (logs, sockets)
+ * and prints its logs.
  */
 #ifndef CZT_H
 #define CZT_H
@@ -24,9 +30,16 @@ struct czt_proc {
 	pid_t pid;		/* also its process group id */
 	bool reaped;
 	int status;		/* wait status, once reaped */
-	char out_path[256];
-	char err_path[256];
+	bool launcher;		/* started as czt_launcher() */
+	bool checked;		/* its end was asserted */
+	char argv0[128];
+	char out_path[512];
+	char err_path[512];
 };
+
+/* Wait statuses, for czt_stop_as and czt_expect_exit. */
+#define CZT_EXITED(code) (((code) & 0xff) << 8)
+#define CZT_KILLED(sig) ((sig) & 0x7f)
 
 /* One "clusterize: worker ID (pid PID) listening on WHAT" line. */
 struct czt_worker {
@@ -76,6 +89,15 @@ const char *czt_which(const char *name);
 struct czt_proc *czt_spawn_as(const char *const argv[], const char *const env[],
 	int uid, int gid);
 struct czt_proc *czt_spawn(const char *const argv[], const char *const env[]);
+/*
+ * For spawners outside czt_proc.c (czt_ops): p, just forked from argv0,
+ * joins the processes czt_teardown stops, checks and dumps.
+ */
+void czt_track(struct czt_proc *p, const char *argv0);
+/* czt_report.c: the running test's directory, for the runner (NULL: done). */
+void czt_report_tmpdir(const char *dir);
+/* Whether an assertion of the running test has failed so far. */
+bool czt_test_failed(void);
 /* "ASAN_OPTIONS=...:verify_asan_link_order=0" for children that get the shim. */
 const char *czt_asan_options(void);
 /* The launcher with args (NULL-terminated): env may be NULL. */
@@ -111,6 +133,11 @@ int czt_wait_line(struct czt_proc *p, enum czt_stream s, const char *substr, int
 int czt_wait_re(struct czt_proc *p, enum czt_stream s, const char *re, int n, int ms);
 /* Dumps both files on the test's stderr. */
 void czt_dump(const struct czt_proc *p);
+/*
+ * Lines of p's stderr that are a sanitizer's report (ASan, LeakSanitizer,
+ * UBSan "runtime error"); the first such line in first (may be NULL).
+ */
+int czt_sanitizer_lines(const struct czt_proc *p, char *first, size_t len);
 
 /* Parses the launcher's "listening on" lines; returns how many. */
 int czt_listening(const struct czt_proc *p, struct czt_worker *w, int max);
@@ -126,10 +153,29 @@ int czt_reported_ports(const struct czt_proc *p, int *ports, int max);
 int czt_signal(struct czt_proc *p, int sig);
 /* Reaps p if it has exited; true once it has. */
 bool czt_exited(struct czt_proc *p);
-/* Wait status, or -1 if still running at the deadline. */
+/*
+ * Wait status, or -1 if still running at the deadline.  Asserts nothing:
+ * a launcher must still end through czt_expect_exit (or czt_stop).
+ */
 int czt_wait_exit(struct czt_proc *p, int ms);
-/* SIGTERM, wait, then SIGKILL the group; reaps; returns the wait status. */
+/*
+ * SIGTERM (unless it has already exited), wait, then SIGKILL the group;
+ * reaps; asserts that p ended with the wait status `want` (CZT_EXITED(0),
+ * CZT_KILLED(SIGTERM), ...) and that its stderr has no sanitizer report.
+ * Returns the wait status.
+ */
+int czt_stop_as(struct czt_proc *p, int want);
+/* czt_stop_as(p, CZT_EXITED(0)): the launcher's graceful stop. */
 int czt_stop(struct czt_proc *p);
+/*
+ * Waits up to ms for p to end by itself, then asserts as czt_stop_as does
+ * (a process still running at the deadline fails the test and is killed).
+ */
+int czt_expect_exit(struct czt_proc *p, int want, int ms);
+/* Checks p's end (already reaped) as czt_stop_as does; marks it checked. */
+void czt_check_end(struct czt_proc *p, int want);
+/* "exited with code 3", "killed by SIGTERM", "still running" */
+const char *czt_describe_status(int status, char *buf, size_t len);
 void czt_kill_group(struct czt_proc *p);
 
 bool czt_pid_alive(pid_t pid);

@@ -133,15 +133,64 @@ int czt_wait_re(struct czt_proc *p, enum czt_stream s, const char *re, int n, in
 	return got;
 }
 
+#define DUMP_LINES 200
+
+/* The last DUMP_LINES lines of one of p's files, on stderr. */
+static void dump_tail(const struct czt_proc *p, enum czt_stream s)
+{
+	const char *path = s == CZT_ERR ? p->err_path : p->out_path;
+	char *text = czt_read(p, s);
+	const char *start = text + strlen(text);
+	int lines = 0;
+
+	while (start > text && lines <= DUMP_LINES) {
+		start--;
+		lines += *start == '\n';
+	}
+	if (lines > DUMP_LINES) {
+		start++;
+		fprintf(stderr, "---- pid %d %s: the last %d lines of %s ----\n", (int)p->pid,
+			s == CZT_ERR ? "stderr" : "stdout", DUMP_LINES, path);
+	} else {
+		fprintf(stderr, "---- pid %d %s (%s) ----\n", (int)p->pid,
+			s == CZT_ERR ? "stderr" : "stdout", p->argv0);
+	}
+	fputs(start, stderr);
+	if (*start != '\0' && text[strlen(text) - 1] != '\n') {
+		fputc('\n', stderr);
+	}
+	free(text);
+}
+
 void czt_dump(const struct czt_proc *p)
 {
-	char *out = czt_read(p, CZT_OUT);
-	char *err = czt_read(p, CZT_ERR);
+	dump_tail(p, CZT_OUT);
+	dump_tail(p, CZT_ERR);
+	fprintf(stderr, "----\n");
+}
 
-	fprintf(stderr, "---- pid %d stdout ----\n%s---- pid %d stderr ----\n%s----\n",
-		(int)p->pid, out, (int)p->pid, err);
-	free(out);
-	free(err);
+/* What the sanitizers print: "==PID==ERROR: AddressSanitizer: ...",
+ * "SUMMARY: UndefinedBehaviorSanitizer: ...", "file.c:3:5: runtime error: ...". */
+#define SANITIZER_RE "==[0-9]+==(ERROR|WARNING): [A-Za-z]+Sanitizer|SUMMARY: [A-Za-z]+Sanitizer|" \
+	": runtime error: "
+
+int czt_sanitizer_lines(const struct czt_proc *p, char *first, size_t len)
+{
+	regex_t rx;
+	char *text = czt_read(p, CZT_ERR);
+	char *save = NULL;
+	int n = 0;
+
+	cr_assert_eq(regcomp(&rx, SANITIZER_RE, REG_EXTENDED | REG_NOSUB), 0);
+	for (char *line = strtok_r(text, "\n", &save); line != NULL;
+		line = strtok_r(NULL, "\n", &save)) {
+		if (regexec(&rx, line, 0, NULL, 0) == 0 && n++ == 0 && first != NULL) {
+			snprintf(first, len, "%s", line);
+		}
+	}
+	regfree(&rx);
+	free(text);
+	return n;
 }
 
 int czt_parse_port(const char *what)

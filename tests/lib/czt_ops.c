@@ -100,6 +100,7 @@ struct czt_proc *czt_ops_spawn_hook(const char *const argv[], const char *const 
 	setpgid(pid, pid);
 	p->pid = pid;
 	nhooked++;
+	czt_track(p, argv[0]);
 	return p;
 }
 
@@ -134,6 +135,13 @@ int czt_ops_client(struct czt_ops_run *r, int uid, const char *const env[], ...)
 	}
 	r->out = czt_read(p, CZT_OUT);
 	r->err = czt_read(p, CZT_ERR);
+	/* The caller asserts the status it expects; a sanitizer report is never right. */
+	char first[256] = "";
+	int reports = czt_sanitizer_lines(p, first, sizeof(first));
+
+	p->checked = true;
+	cr_expect_eq(reports, 0, "clusterize %s: %d lines of sanitizer reports, the first: %s",
+		argv[1], reports, first);
 	return r->status != -1 && WIFEXITED(r->status) ? WEXITSTATUS(r->status) : -1;
 }
 

@@ -1,6 +1,7 @@
 /* czt: starting, waiting for and stopping processes. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -23,7 +24,36 @@ extern char **environ;
 
 static struct czt_proc procs[CZT_MAX_PROCS];
 static int nprocs;
+/* Every process of the test: procs[] and those czt_ops spawns. */
+static struct czt_proc *tracked[CZT_MAX_PROCS * 2];
+static int ntracked;
 static char tmpdir[PATH_MAX];
+static bool assert_failed;
+
+/*
+ * Criterion's assertions all report through criterion_send_assert; this
+ * definition in the test program comes first, notes a failure and passes
+ * the report on.  A suite's .fini cannot fail a test (Criterion ignores its
+ * assertions), so czt_teardown needs to know whether the test failed to
+ * keep its logs, and whether it passed without checking a launcher's end.
+ */
+void criterion_send_assert(struct criterion_assert_stats *stats)
+{
+	static void (*real)(struct criterion_assert_stats *);
+
+	if (!stats->passed) {
+		assert_failed = true;
+	}
+	if (real == NULL) {
+		*(void **)&real = dlsym(RTLD_NEXT, "criterion_send_assert");
+	}
+	real(stats);
+}
+
+bool czt_test_failed(void)
+{
+	return assert_failed;
+}
 
 static long now_ms(void)
 {
@@ -76,6 +106,9 @@ void czt_setup(void)
 	chmod(tmpdir, 0755);
 	signal(SIGPIPE, SIG_IGN);
 	nprocs = 0;
+	ntracked = 0;
+	assert_failed = false;
+	czt_report_tmpdir(tmpdir);
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -87,22 +120,57 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 	return 0;
 }
 
+void czt_track(struct czt_proc *p, const char *argv0)
+{
+	const char *launcher = getenv("CZ_LAUNCHER");
+
+	cr_assert_lt(ntracked, CZT_MAX_PROCS * 2, "too many processes in one test");
+	snprintf(p->argv0, sizeof(p->argv0), "%s", argv0);
+	p->launcher = launcher != NULL && strcmp(argv0, launcher) == 0;
+	tracked[ntracked++] = p;
+}
+
+/*
+ * Stops what the test left running.  A failed test keeps its directory and
+ * prints its logs.  A passed one that never asserted how a launcher ended is
+ * a broken test: said so, and abort(), which Criterion counts as an error of
+ * the test program (its assertions here would be ignored).
+ */
 void czt_teardown(void)
 {
-	for (int i = 0; i < nprocs; i++) {
-		czt_kill_group(&procs[i]);
-		czt_wait_exit(&procs[i], 5000);
-	}
-	if (getenv("CZ_TEST_VERBOSE") != NULL) {
-		for (int i = 0; i < nprocs; i++) {
-			czt_dump(&procs[i]);
+	bool failed = assert_failed, verbose = getenv("CZ_TEST_VERBOSE") != NULL;
+	int unchecked = 0;
+
+	for (int i = 0; i < ntracked; i++) {
+		struct czt_proc *p = tracked[i];
+
+		if (p->launcher && !p->checked && !failed) {
+			fprintf(stderr, "czt: the launcher (pid %d) was never stopped with its exit "
+				"status asserted (czt_stop, czt_stop_as, czt_expect_exit)\n",
+				(int)p->pid);
+			unchecked++;
 		}
+		czt_kill_group(p);
+		czt_wait_exit(p, 5000);
+	}
+	for (int i = 0; i < ntracked && (failed || unchecked > 0 || verbose); i++) {
+		czt_dump(tracked[i]);
 	}
 	nprocs = 0;
-	if (tmpdir[0] != '\0' && getenv("CZ_TEST_KEEP") == NULL) {
-		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	ntracked = 0;
+	if (tmpdir[0] != '\0') {
+		if (failed || unchecked > 0 || getenv("CZ_TEST_KEEP") != NULL) {
+			fprintf(stderr, "czt: the test's files are kept in %s\n", tmpdir);
+		} else {
+			nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		}
 	}
+	czt_report_tmpdir(NULL);
 	tmpdir[0] = '\0';
+	if (unchecked > 0) {
+		fflush(NULL);
+		abort();
+	}
 }
 
 const char *czt_tmpdir(void)
@@ -263,6 +331,7 @@ struct czt_proc *czt_spawn_as(const char *const argv[], const char *const env[],
 	setpgid(pid, pid);	/* both sides, so a signal right away reaches the group */
 	p->pid = pid;
 	nprocs++;
+	czt_track(p, argv[0]);
 	return p;
 }
 
@@ -366,21 +435,72 @@ void czt_kill_group(struct czt_proc *p)
 	kill(p->pid, SIGKILL);
 }
 
-int czt_stop(struct czt_proc *p)
+const char *czt_describe_status(int status, char *buf, size_t len)
+{
+	if (status == -1) {
+		snprintf(buf, len, "still running");
+	} else if (WIFEXITED(status)) {
+		snprintf(buf, len, "exited with code %d", WEXITSTATUS(status));
+	} else if (WIFSIGNALED(status)) {
+		const char *name = sigabbrev_np(WTERMSIG(status));
+
+		snprintf(buf, len, "killed by SIG%s", name != NULL ? name : "?");
+	} else {
+		snprintf(buf, len, "wait status 0x%x", status);
+	}
+	return buf;
+}
+
+void czt_check_end(struct czt_proc *p, int want)
+{
+	char got[64], wanted[64], first[256] = "";
+	int reports = czt_sanitizer_lines(p, first, sizeof(first));
+
+	p->checked = true;
+	cr_expect_eq(p->status, want, "%s (pid %d) %s, expected: %s", p->argv0, (int)p->pid,
+		czt_describe_status(p->status, got, sizeof(got)),
+		czt_describe_status(want, wanted, sizeof(wanted)));
+	cr_expect_eq(reports, 0, "%s (pid %d): %d lines of sanitizer reports on stderr, the "
+		"first: %s", p->argv0, (int)p->pid, reports, first);
+}
+
+int czt_expect_exit(struct czt_proc *p, int want, int ms)
+{
+	int status = czt_wait_exit(p, ms);
+
+	/* Whatever the launcher left behind in its group goes too. */
+	czt_kill_group(p);
+	if (status == -1) {
+		p->checked = true;
+		czt_wait_exit(p, 5000);
+		cr_assert_fail("%s (pid %d) still runs after %d ms", p->argv0, (int)p->pid,
+			czt_ms(ms));
+	}
+	czt_check_end(p, want);
+	return status;
+}
+
+int czt_stop_as(struct czt_proc *p, int want)
 {
 	if (!p->reaped) {
 		kill(p->pid, SIGTERM);
 	}
 	int status = czt_wait_exit(p, 15000);
 
-	/* Whatever the launcher left behind in its group goes too. */
 	czt_kill_group(p);
 	if (status == -1) {
-		czt_dump(p);
-		status = czt_wait_exit(p, 5000);
-		cr_assert_neq(status, -1, "pid %d survived SIGKILL", (int)p->pid);
+		p->checked = true;
+		cr_assert_neq(czt_wait_exit(p, 5000), -1, "pid %d survived SIGKILL", (int)p->pid);
+		cr_assert_fail("%s (pid %d) did not exit within %d ms of SIGTERM", p->argv0,
+			(int)p->pid, czt_ms(15000));
 	}
+	czt_check_end(p, want);
 	return status;
+}
+
+int czt_stop(struct czt_proc *p)
+{
+	return czt_stop_as(p, CZT_EXITED(0));
 }
 
 bool czt_exited(struct czt_proc *p)
