@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include "czt.h"
 
@@ -76,10 +75,8 @@ static void add_long_opts(struct names *s, const char *p, const char *end, bool 
 static char *run(const char *const argv[], const char *const env[], char **err)
 {
 	struct czt_proc *p = czt_spawn(argv, env);
-	int status = czt_wait_exit(p, czt_ms(20000));
 
-	cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		"%s exits 0, got 0x%x", argv[0], status);
+	czt_expect_exit(p, CZT_EXITED(0), 20000);
 	if (err != NULL) {
 		*err = czt_read(p, CZT_ERR);
 	}
