@@ -75,5 +75,5 @@ Test(security_peers, a_unix_path_a_worker_chose_is_printed_escaped)
 	cr_expect_not_null(j, "status --json is still valid JSON: %s", r.out);
 	czt_json_free(j);
 	czt_ops_run_free(&r);
-	cr_expect_eq(czt_stop(c.proc), 0, "the launcher stops with 0");
+	czt_stop(c.proc);
 }
