@@ -1,6 +1,6 @@
 /*
  * The control socket's status answer (admin.h): the text table with its
- * uptime column, and the JSON document with its string escaping.  Also the
+ * uptime column, and the JSON document (jansson).  Also the
  * growing string all of admin*.c write answers into (admin_int.h).
  */
 #include "admin_int.h"
@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "escape.h"
+#include "json.h"
 
 /* --- a growing string ------------------------------------------------------ */
 
@@ -70,38 +71,6 @@ static void sb_printf(struct cz_admin_buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
-/* A JSON string; bytes that are not UTF-8 (argv can hold any) become
- * U+FFFD so the document stays valid. */
-static void sb_json_str(struct cz_admin_buf *b, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)(s != NULL ? s : "");
-	size_t n = strlen((const char *)p);
-
-	cz_admin_buf_add(b, "\"", 1);
-	while (n > 0) {
-		size_t k;
-
-		if (*p == '"' || *p == '\\') {
-			sb_printf(b, "\\%c", *p);
-			k = 1;
-		} else if (*p < 0x20 || *p == 0x7f) {
-			sb_printf(b, "\\u%04x", *p);
-			k = 1;
-		} else if (*p < 0x80) {
-			cz_admin_buf_add(b, (const char *)p, 1);
-			k = 1;
-		} else if ((k = cz_utf8_len(p, n)) > 0) {
-			cz_admin_buf_add(b, (const char *)p, k);
-		} else {
-			cz_admin_buf_add(b, "\\ufffd", 6);
-			k = 1;
-		}
-		p += k;
-		n -= k;
-	}
-	cz_admin_buf_add(b, "\"", 1);
-}
-
 /* --- the status answer ---------------------------------------------------- */
 
 static void format_uptime(double s, char *buf, size_t len)
@@ -150,56 +119,83 @@ static void status_text(struct cz_admin_buf *b,
 }
 
 /* "a, b" -> ["a","b"] */
-static void json_addrs(struct cz_admin_buf *b, const char *addrs, size_t max)
+static json_t *json_addrs(const char *addrs, size_t max)
 {
 	char tmp[CZ_ADMIN_ADDRS_MAX + 1];
+	json_t *list = json_array();
 	char *p = tmp, *sep;
-	bool first = true;
 
 	snprintf(tmp, sizeof(tmp), "%.*s", (int)max, addrs);
-	cz_admin_buf_add(b, "[", 1);
-	while (*p != '\0') {
+	while (list != NULL && *p != '\0') {
 		sep = strstr(p, ", ");
 		if (sep != NULL) {
 			*sep = '\0';
 		}
-		if (*p != '\0') {
-			cz_admin_buf_add(b, first ? "" : ",", first ? 0 : 1);
-			sb_json_str(b, p);
-			first = false;
+		if (*p != '\0' &&
+		    json_array_append_new(list, cz_json_string_lossy(p)) < 0) {
+			json_decref(list);
+			return NULL;
 		}
 		if (sep == NULL) {
 			break;
 		}
 		p = sep + 2;
 	}
-	cz_admin_buf_add(b, "]", 1);
+	return list;
+}
+
+/* Seconds, to the millisecond. */
+static json_t *json_seconds(double s)
+{
+	return json_real(isfinite(s) && s > 0 ?
+		(double)(long long)(s * 1000.0 + 0.5) / 1000.0 : 0.0);
+}
+
+static json_t *json_worker(const struct cz_admin_worker *w)
+{
+	return json_pack("{s:I, s:i, s:o, s:o, s:I, s:I, s:o}",
+		"id", (json_int_t)w->id, "pid", w->pid,
+		"state", cz_json_string_lossy(w->state),
+		"uptime", json_seconds(w->uptime),
+		"restarts", (json_int_t)w->restarts,
+		"conns", (json_int_t)w->conns,
+		"addresses", json_addrs(w->addrs, sizeof(w->addrs)));
+}
+
+/* NULL when out of memory (json_pack fails on any NULL member). */
+static json_t *status_doc(const struct cz_admin_summary *s,
+	const struct cz_admin_worker *rows, size_t n)
+{
+	json_t *workers = json_array();
+
+	for (size_t i = 0; workers != NULL && i < n; i++) {
+		if (json_array_append_new(workers, json_worker(&rows[i])) < 0) {
+			json_decref(workers);
+			workers = NULL;
+		}
+	}
+	return json_pack("{s:i, s:o, s:o, s:o, s:I, s:o}", "pid", s->pid,
+		"command", cz_json_string_lossy(s->command),
+		"sched", cz_json_string_lossy(s->sched),
+		"state", cz_json_string_lossy(s->state),
+		"wanted", (json_int_t)s->wanted, "workers", workers);
 }
 
 static void status_json(struct cz_admin_buf *b,
 	const struct cz_admin_summary *s,
 	const struct cz_admin_worker *rows, size_t n)
 {
-	sb_printf(b, "{\"pid\":%d,\"command\":", s->pid);
-	sb_json_str(b, s->command);
-	cz_admin_buf_add(b, ",\"sched\":", 9);
-	sb_json_str(b, s->sched);
-	cz_admin_buf_add(b, ",\"state\":", 9);
-	sb_json_str(b, s->state);
-	sb_printf(b, ",\"wanted\":%u,\"workers\":[", s->wanted);
-	for (size_t i = 0; i < n; i++) {
-		const struct cz_admin_worker *w = &rows[i];
+	json_t *doc = status_doc(s, rows, n);
+	char *line = doc != NULL ? cz_json_line(doc, 0) : NULL;
 
-		sb_printf(b, "%s{\"id\":%u,\"pid\":%d,\"state\":", i > 0 ? "," : "",
-			w->id, w->pid);
-		sb_json_str(b, w->state);
-		sb_printf(b, ",\"uptime\":%.3f,\"restarts\":%u,\"conns\":%llu,"
-			"\"addresses\":", isfinite(w->uptime) && w->uptime > 0 ?
-			w->uptime : 0.0, w->restarts, (unsigned long long)w->conns);
-		json_addrs(b, w->addrs, sizeof(w->addrs));
-		cz_admin_buf_add(b, "}", 1);
+	if (line == NULL) {
+		b->oom = true;
+	} else {
+		cz_admin_buf_add(b, line, strlen(line));
+		cz_admin_buf_add(b, "\n", 1);
 	}
-	cz_admin_buf_add(b, "]}\n", 3);
+	free(line);
+	json_decref(doc);
 }
 
 void cz_admin_format_status(struct cz_admin_buf *b,
