@@ -6,6 +6,7 @@
  * a wrong --control fails with one line.
  */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,51 +126,64 @@ Test(admin, status_table_names_every_worker_and_address)
 	czt_stop(c.proc);
 }
 
+/* Member `key` of `obj` if it has jansson type t, else NULL. */
+static json_t *typed(const json_t *obj, const char *key, json_type t)
+{
+	json_t *v = json_object_get(obj, key);
+
+	return v != NULL && json_typeof(v) == t ? v : NULL;
+}
+
 /* Sum of workers[].conns, and each worker's in per[] (by position). */
 static void check_json(const char *text, const struct czt_cluster *c, int wanted,
 	unsigned long long *per)
 {
-	struct czt_json *j = czt_json_parse(text);
+	json_error_t e;
+	json_t *j = json_loads(text, 0, &e);
 	char addr[64];
 
-	cr_assert_not_null(j, "status --json is valid JSON:\n%s", text);
-	const struct czt_json *pid = czt_json_typed(j, "pid", CZT_JSON_NUM);
-	const struct czt_json *ws = czt_json_typed(j, "workers", CZT_JSON_ARR);
-	const struct czt_json *want = czt_json_typed(j, "wanted", CZT_JSON_NUM);
+	cr_assert_not_null(j, "status --json is valid JSON (%s at %d):\n%s", e.text, e.position,
+		text);
+	json_t *pid = typed(j, "pid", JSON_INTEGER);
+	json_t *ws = typed(j, "workers", JSON_ARRAY);
+	json_t *want = typed(j, "wanted", JSON_INTEGER);
 
 	cr_assert(pid != NULL && ws != NULL && want != NULL, "pid, wanted, workers:\n%s", text);
-	cr_expect_eq((int)pid->num, (int)c->proc->pid, "pid is the launcher's");
-	cr_expect_not_null(czt_json_typed(j, "command", CZT_JSON_STR), "command");
-	const struct czt_json *sched = czt_json_typed(j, "sched", CZT_JSON_STR);
-	const struct czt_json *state = czt_json_typed(j, "state", CZT_JSON_STR);
+	cr_expect_eq((int)json_integer_value(pid), (int)c->proc->pid, "pid is the launcher's");
+	cr_expect_not_null(typed(j, "command", JSON_STRING), "command");
+	json_t *sched = typed(j, "sched", JSON_STRING);
+	json_t *state = typed(j, "state", JSON_STRING);
 
-	cr_expect(sched != NULL && strcmp(sched->str, "rr") == 0, "sched rr:\n%s", text);
-	cr_expect(state != NULL && strcmp(state->str, "running") == 0, "running:\n%s", text);
-	cr_expect_eq((int)want->num, wanted, "wanted %d:\n%s", wanted, text);
-	cr_assert_eq(ws->n, wanted, "%d workers in:\n%s", wanted, text);
+	cr_expect(sched != NULL && strcmp(json_string_value(sched), "rr") == 0, "sched rr:\n%s",
+		text);
+	cr_expect(state != NULL && strcmp(json_string_value(state), "running") == 0,
+		"running:\n%s", text);
+	cr_expect_eq((int)json_integer_value(want), wanted, "wanted %d:\n%s", wanted, text);
+	cr_assert_eq((int)json_array_size(ws), wanted, "%d workers in:\n%s", wanted, text);
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", c->port);
-	for (int i = 0; i < ws->n; i++) {
-		const struct czt_json *w = &ws->kids[i];
-		const struct czt_json *id = czt_json_typed(w, "id", CZT_JSON_NUM);
-		const struct czt_json *wp = czt_json_typed(w, "pid", CZT_JSON_NUM);
-		const struct czt_json *conns = czt_json_typed(w, "conns", CZT_JSON_NUM);
-		const struct czt_json *as = czt_json_typed(w, "addresses", CZT_JSON_ARR);
+	for (int i = 0; i < wanted; i++) {
+		json_t *w = json_array_get(ws, (size_t)i);
+		json_t *id = typed(w, "id", JSON_INTEGER);
+		json_t *wp = typed(w, "pid", JSON_INTEGER);
+		json_t *conns = typed(w, "conns", JSON_INTEGER);
+		json_t *as = typed(w, "addresses", JSON_ARRAY);
 
 		cr_assert(id != NULL && wp != NULL && conns != NULL && as != NULL,
 			"worker %d has id, pid, conns, addresses:\n%s", i, text);
-		cr_expect_not_null(czt_json_typed(w, "state", CZT_JSON_STR));
-		cr_expect_not_null(czt_json_typed(w, "uptime", CZT_JSON_NUM));
-		cr_expect_not_null(czt_json_typed(w, "restarts", CZT_JSON_NUM));
-		int k = czt_cluster_worker_of(c, (pid_t)wp->num);
+		cr_expect_not_null(typed(w, "state", JSON_STRING));
+		cr_expect(json_is_number(json_object_get(w, "uptime")), "uptime is a number");
+		cr_expect_not_null(typed(w, "restarts", JSON_INTEGER));
+		int k = czt_cluster_worker_of(c, (pid_t)json_integer_value(wp));
 
-		cr_expect(k >= 0 && c->w[k].id == (int)id->num, "worker %d pid %d id %d is in the "
-			"log", i, (int)wp->num, (int)id->num);
-		cr_expect(as->n == 1 && as->kids[0].type == CZT_JSON_STR &&
-			strcmp(as->kids[0].str, addr) == 0, "worker %d: addresses [\"%s\"]:\n%s", i,
-			addr, text);
-		per[i] = (unsigned long long)conns->num;
+		cr_expect(k >= 0 && c->w[k].id == (int)json_integer_value(id), "worker %d pid %d "
+			"id %d is in the log", i, (int)json_integer_value(wp),
+			(int)json_integer_value(id));
+		cr_expect(json_array_size(as) == 1 && json_is_string(json_array_get(as, 0)) &&
+			strcmp(json_string_value(json_array_get(as, 0)), addr) == 0,
+			"worker %d: addresses [\"%s\"]:\n%s", i, addr, text);
+		per[i] = (unsigned long long)json_integer_value(conns);
 	}
-	czt_json_free(j);
+	json_decref(j);
 }
 
 Test(admin, status_json_parses_and_counts_connections)

@@ -5,7 +5,8 @@
  *   child can set up (socket activation: LISTEN_PID is the child's own pid,
  *   the inherited socket must sit at fd 3).
  * - A run-to-completion helper for the launcher's subcommands.
- * - A small JSON reader, to check `clusterize status --json`.
+ *
+ * JSON (`status --json`, `messages --json`) is read with jansson.
  */
 #ifndef CZT_OPS_H
 #define CZT_OPS_H
@@ -45,28 +46,5 @@ int czt_ops_client(struct czt_ops_run *r, int uid, const char *const env[], ...)
 void czt_ops_run_free(struct czt_ops_run *r);
 /* Number of lines in text. */
 int czt_ops_lines(const char *text);
-
-/* --- JSON ----------------------------------------------------------------- */
-
-enum czt_json_type { CZT_JSON_NULL, CZT_JSON_BOOL, CZT_JSON_NUM, CZT_JSON_STR,
-	CZT_JSON_ARR, CZT_JSON_OBJ };
-
-struct czt_json {
-	enum czt_json_type type;
-	double num;		/* NUM; BOOL: 0 or 1 */
-	char *str;		/* STR (unescaped); a member's key in `key` */
-	char *key;		/* set on members of an object */
-	struct czt_json *kids;	/* ARR, OBJ */
-	int n;
-};
-
-/* The document, or NULL if text is not exactly one valid JSON value. */
-struct czt_json *czt_json_parse(const char *text);
-void czt_json_free(struct czt_json *j);
-/* Member `key` of an object (NULL if absent or not an object). */
-const struct czt_json *czt_json_get(const struct czt_json *obj, const char *key);
-/* Member `key` if it has type t, else NULL. */
-const struct czt_json *czt_json_typed(const struct czt_json *obj, const char *key,
-	enum czt_json_type t);
 
 #endif
