@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "cli.h"
+#include "metrics.h"
 
 #define CZ_MAX_SECONDS 1e6
 #define CZ_MAX_RESTARTS 1000000
@@ -25,7 +26,7 @@ enum opt_id {
 	OPT_HELLO_TIMEOUT, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION,
 	OPT_MAX_SURGE, OPT_READY_TIMEOUT, OPT_STOP_SIGNAL, OPT_RESTART,
 	OPT_CONTROL, OPT_PREFIX_OUTPUT, OPT_SUBREAPER, OPT_USER, OPT_GROUP,
-	OPT_ALLOW_BIND, OPT_JSON,
+	OPT_ALLOW_BIND, OPT_JSON, OPT_METRICS,
 };
 
 struct opt_def {
@@ -57,6 +58,7 @@ static const struct opt_def opt_defs[] = {
 	{ 0, "group", true, OPT_GROUP },
 	{ 0, "allow-bind", true, OPT_ALLOW_BIND },
 	{ 0, "json", false, OPT_JSON },
+	{ 0, "metrics", true, OPT_METRICS },
 };
 #define N_OPTS (sizeof(opt_defs) / sizeof(opt_defs[0]))
 
@@ -95,6 +97,9 @@ static const char usage_text[] =
 	"                           /tmp/clusterize-UID/PID.sock)\n"
 	"      --prefix-output      prefix each line workers print with [ID]\n"
 	"      --subreaper          adopt and reap orphaned descendants\n"
+	"      --metrics [HOST]:PORT  serve Prometheus metrics at\n"
+	"                           http://HOST:PORT/metrics (HOST: a numeric\n"
+	"                           address or localhost; default 127.0.0.1)\n"
 	"  -u, --user USER          run the workers as USER\n"
 	"      --group GROUP        run the workers as GROUP\n"
 	"      --allow-bind [HOST]:PORT  with --user: also let workers bind this\n"
@@ -113,7 +118,8 @@ static const char usage_text[] =
 	"Signals: TERM/INT stop gracefully (twice: at once), QUIT stops at once,\n"
 	"HUP restarts every worker in turn, TTIN adds a worker, TTOU removes one.\n"
 	"Environment: NODE_CLUSTER_SCHED_POLICY, CLUSTERIZE_LOG (error|warn|info|\n"
-	"debug|trace), CLUSTERIZE_SHIM (path of libclusterize.so).\n";
+	"debug|trace), CLUSTERIZE_SHIM (path of libclusterize.so),\n"
+	"CLUSTERIZE_METRICS (as --metrics).\n";
 
 const char *cz_cli_usage(void)
 {
@@ -273,6 +279,18 @@ static int check_allow_bind(const char *s)
 	return 0;
 }
 
+static int set_metrics(struct parse *p, const char *name, const char *val)
+{
+	struct sockaddr_storage ss;
+	char why[160];
+
+	if (cz_metrics_parse_addr(val, &ss, why, sizeof(why)) < 0) {
+		return fail(p, "invalid address '%s' for %s: %s", val, name, why);
+	}
+	p->o->metrics = val;
+	return 0;
+}
+
 static int apply_more(struct parse *p, const struct opt_def *d,
 	const char *name, const char *val)
 {
@@ -314,6 +332,8 @@ static int apply_more(struct parse *p, const struct opt_def *d,
 	case OPT_GROUP:
 		o->group = val;
 		return 0;
+	case OPT_METRICS:
+		return set_metrics(p, name, val);
 	case OPT_ALLOW_BIND:
 		if (check_allow_bind(val) != 0) {
 			return fail(p, "invalid address '%s' for %s: expected "
@@ -615,4 +635,16 @@ int cz_cli_parse(int argc, char **argv, const char *sched_env,
 		o->workers = cz_cli_default_workers();
 	}
 	return apply_env(&p, sched_env, log_env);
+}
+
+int cz_cli_apply_env(struct cz_opts *o, cz_cli_getenv_fn *get, char *err,
+	size_t errlen)
+{
+	struct parse p = { .o = o, .err = err, .errlen = errlen };
+	const char *v = get("CLUSTERIZE_METRICS");
+
+	if (o->metrics == NULL && v != NULL && *v != '\0') {
+		return set_metrics(&p, "CLUSTERIZE_METRICS", v);
+	}
+	return 0;
 }

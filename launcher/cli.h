@@ -53,6 +53,7 @@ struct cz_opts {
 	bool json;               /* subcommands: machine-readable output */
 	const char *user;        /* --user: run workers as this user */
 	const char *group;       /* --group: ... and this group */
+	const char *metrics;     /* --metrics [HOST]:PORT; NULL: none */
 	unsigned n_allow_bind;
 	const char *allow_bind[CZ_CLI_MAX_ALLOW_BIND]; /* "[HOST]:PORT" */
 	unsigned scale_to;       /* CZ_CLI_SCALE: the new worker count */
@@ -69,6 +70,17 @@ struct cz_opts {
  */
 int cz_cli_parse(int argc, char **argv, const char *sched_env,
 	const char *log_env, struct cz_opts *o, char *err, size_t errlen);
+
+/* How the launcher reads its environment (getenv, or a test's). */
+typedef char *cz_cli_getenv_fn(const char *name);
+
+/*
+ * After cz_cli_parse() of a run: the environment variables that only
+ * apply where no option set the same (CLUSTERIZE_METRICS).  Returns 0, or
+ * -1 with a one-line message in err.
+ */
+int cz_cli_apply_env(struct cz_opts *o, cz_cli_getenv_fn *get, char *err,
+	size_t errlen);
 
 /*
  * Parses a signal name ("TERM", "SIGTERM", "term") or number; returns the

@@ -586,6 +586,14 @@ size_t cz_control_worker_addrs(const struct cz_control *c, uint32_t worker_id,
 	return cz_sockets_worker_addrs(c->sockets, worker_id, buf, len);
 }
 
+void cz_control_each_listener(const struct cz_control *c,
+	cz_rr_listener_fn *fn, void *data)
+{
+	if (c != NULL) {
+		cz_rr_each_listener(c->rr, fn, data);
+	}
+}
+
 int cz_control_adopt(struct cz_control *c, int fd)
 {
 	return cz_sockets_adopt(c->sockets, fd);

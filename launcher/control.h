@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "proto.h"
+#include "rr.h"
 
 struct cz_control;
 
@@ -90,6 +91,10 @@ uint64_t cz_control_worker_conns(const struct cz_control *c,
  */
 size_t cz_control_worker_addrs(const struct cz_control *c, uint32_t worker_id,
 	char *buf, size_t len);
+
+/* Calls fn for each rr listener (the metrics endpoint). */
+void cz_control_each_listener(const struct cz_control *c,
+	cz_rr_listener_fn *fn, void *data);
 
 /*
  * Adopts an inherited socket (systemd socket activation: LISTEN_FDS) before

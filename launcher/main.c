@@ -278,6 +278,10 @@ int main(int argc, char **argv)
 	case CZ_CLI_RUN:
 		break;
 	}
+	if (cz_cli_apply_env(&opts, getenv, err, sizeof(err)) != 0) {
+		cz_log(CZ_LOG_ERROR, "%s", err);
+		return 2;
+	}
 	cz_log_set_level(opts.log_level);
 	if (cz_spawn_resolve_ids(opts.user, opts.group, &ids, err,
 		sizeof(err)) != 0) {

@@ -15,6 +15,7 @@
 #include "control.h"
 #include "log.h"
 #include "roll.h"
+#include "stats.h"
 
 /* How often a replacement's readiness is checked besides on each listen. */
 #define READY_TICK_MS 50
@@ -63,6 +64,7 @@ static void drop_candidates(struct cz_sup *s, bool stop)
 static void roll_abort(struct cz_sup *s, const char *why)
 {
 	cz_log(CZ_LOG_ERROR, "reload aborted: %s", why);
+	cz_stats.reloads_aborted++;
 	drop_candidates(s, true);
 	roll_end(s);
 }
@@ -85,6 +87,7 @@ static void roll_step(struct cz_sup *s)
 		running++;
 	}
 	if (running == 0) {
+		cz_stats.reloads_finished++;
 		cz_log(CZ_LOG_INFO, "reload done: %u worker%s replaced",
 			s->roll.replaced, s->roll.replaced == 1 ? "" : "s");
 		roll_end(s);
@@ -102,6 +105,7 @@ int cz_roll_start(struct cz_sup *s, char *err, size_t errlen)
 		return -EBUSY;
 	}
 	s->roll.active = true;
+	cz_stats.reloads_started++;
 	s->roll.gen++;
 	s->roll.replaced = 0;
 	s->roll.total = 0;
@@ -327,7 +331,7 @@ void cz_roll_signal(struct cz_sup *s, int sig)
 	}
 }
 
-static const char *worker_state(const struct cz_sup *s,
+const char *cz_roll_worker_state(const struct cz_sup *s,
 	const struct cz_worker *w)
 {
 	if (w->phase == CZ_PHASE_STOP) {
@@ -375,7 +379,7 @@ static size_t op_status(void *data, struct cz_admin_worker *rows, size_t max)
 		}
 		r->id = w->id;
 		r->pid = (int)w->pid;
-		r->state = worker_state(s, w);
+		r->state = cz_roll_worker_state(s, w);
 		r->uptime = (double)(now - w->started) / 1000.0;
 		r->restarts = w->restarts;
 		r->conns = cz_control_worker_conns(s->control, w->id);

@@ -58,4 +58,8 @@ int cz_roll_start_admin(struct cz_sup *s);
 /* Stops the roll (the cluster is stopping); its replacements are stopped. */
 void cz_roll_cancel(struct cz_sup *s);
 
+/* "starting", "online", "listening", "draining" or "stopping". */
+const char *cz_roll_worker_state(const struct cz_sup *s,
+	const struct cz_worker *w);
+
 #endif

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "proto.h"
 #include "rr_chan.h"
+#include "stats.h"
 
 struct rr_chan {
 	uv_poll_t poll; /* readable primary end: ACK/NACK */
@@ -36,6 +37,7 @@ struct cz_rr_listener {
 	struct rr_chan **chans;
 	unsigned nchans, chans_cap, next_pick;
 	struct cz_rr_fifo q; /* accepted, not yet sent */
+	struct cz_stats_listener stats;
 	char name[160];
 };
 
@@ -131,6 +133,7 @@ static void requeue(struct cz_rr_listener *l, const struct cz_rr_conn *c)
 	if (cz_rr_fifo_push(&l->q, c) < 0) {
 		cz_log(CZ_LOG_ERROR, "%s: out of memory: dropping a connection",
 			l->name);
+		l->stats.dropped++;
 		close(c->fd);
 	}
 }
@@ -159,6 +162,7 @@ static void on_read_back(void *data, int type, uint32_t seq, size_t len)
 	if (cz_rr_inflight_take(&ch->fl, seq, &c) == 0) {
 		requeue(ch->l, &c);
 		ch->conns--;
+		ch->l->stats.redispatched++;
 	}
 }
 
@@ -202,6 +206,7 @@ static void chan_nack(struct rr_chan *ch, uint32_t seq)
 			ch->id, seq);
 		requeue(ch->l, &c);
 		ch->conns--;
+		ch->l->stats.redispatched++;
 	}
 	ch->progress = now_ms(ch->l->rr);
 }
@@ -226,6 +231,7 @@ static void on_chan(uv_poll_t *h, int status, int events)
 	struct rr_chan *ch = h->data;
 
 	(void)events;
+	cz_stats_clock();
 	if (status < 0) {
 		cz_log_peer(ch->worker_id, CZ_LOG_WARN,
 			"channel %u of worker %u: poll: %s",
@@ -311,6 +317,7 @@ static void requeue_unacked(struct rr_chan *ch)
 		if (seq != 0 && cz_rr_inflight_take(&ch->fl, seq, &c) == 0) {
 			requeue(ch->l, &c);
 			ch->conns--;
+			ch->l->stats.redispatched++;
 		}
 	}
 }
@@ -397,6 +404,7 @@ int cz_rr_chan_open(struct cz_rr_listener *l, uint32_t worker_id,
 	ch->wfd = sv[1];
 	ch->worker_id = worker_id;
 	cz_rr_inflight_init(&ch->fl);
+	ch->fl.wait = &l->stats.wait;
 	ch->id = ++l->rr->next_chan_id;
 	if (ch->id == 0) {
 		ch->id = ++l->rr->next_chan_id;
@@ -578,6 +586,7 @@ static void on_listener(uv_poll_t *h, int status, int events)
 	struct cz_rr_listener *l = h->data;
 	int flags = SOCK_CLOEXEC | (l->nonblock ? SOCK_NONBLOCK : 0);
 	struct cz_rr_conn c;
+	uint64_t now = cz_stats_clock();
 	int i;
 
 	(void)events;
@@ -600,6 +609,8 @@ static void on_listener(uv_poll_t *h, int status, int events)
 			continue;
 		}
 		l->warned = false;
+		c.accepted_ns = now;
+		l->stats.accepted++;
 		/* First come, first served: behind any already held. */
 		if (l->q.len > 0 || send_any(l, &c) < 0) {
 			requeue(l, &c);
@@ -680,6 +691,7 @@ void cz_rr_listener_destroy(struct cz_rr_listener *l)
 	while (l->nchans > 0) {
 		chan_destroy(l->chans[0], CHAN_SHUTDOWN);
 	}
+	l->stats.dropped += l->q.len;
 	cz_rr_fifo_free(&l->q);
 	uv_close((uv_handle_t *)&l->poll, on_listener_closed);
 }
@@ -767,4 +779,23 @@ unsigned cz_rr_pending(const struct cz_rr_listener *l)
 bool cz_rr_polling(const struct cz_rr_listener *l)
 {
 	return l->polling;
+}
+
+void cz_rr_each_listener(const struct cz_rr *rr, cz_rr_listener_fn *fn,
+	void *data)
+{
+	const struct cz_rr_listener *l;
+	struct cz_rr_listener_info info;
+	unsigned i;
+
+	for (l = rr->listeners; l != NULL; l = l->next) {
+		info = (struct cz_rr_listener_info){
+			.name = l->name, .stats = &l->stats, .held = l->q.len,
+			.workers = l->nchans,
+		};
+		for (i = 0; i < l->nchans; i++) {
+			info.unacked += l->chans[i]->fl.n;
+		}
+		fn(data, &info);
+	}
 }

@@ -23,6 +23,8 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "stats.h"
+
 #ifndef CZ_RR_CREDIT
 #define CZ_RR_CREDIT 4     /* connections in flight per channel */
 #endif
@@ -80,6 +82,21 @@ unsigned cz_rr_worker_pending(const struct cz_rr *rr, uint32_t worker_id);
 
 /* Connections the worker was given (not counting ones taken back). */
 uint64_t cz_rr_worker_conns(const struct cz_rr *rr, uint32_t worker_id);
+
+/* What the metrics endpoint shows of an rr listener. */
+struct cz_rr_listener_info {
+	const char *name;  /* its address, for people */
+	const struct cz_stats_listener *stats;
+	unsigned held;     /* accepted, waiting for a worker with credit */
+	unsigned unacked;  /* sent to a worker, not acknowledged yet */
+	unsigned workers;  /* channels: workers listening */
+};
+typedef void cz_rr_listener_fn(void *data,
+	const struct cz_rr_listener_info *info);
+
+/* Calls fn for every listener. */
+void cz_rr_each_listener(const struct cz_rr *rr, cz_rr_listener_fn *fn,
+	void *data);
 
 /* --- for tests -------------------------------------------------------- */
 

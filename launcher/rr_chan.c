@@ -208,6 +208,9 @@ int cz_rr_inflight_ack(struct cz_rr_inflight *f, uint32_t seq, bool upto)
 		uint32_t s = f->slots[i].seq;
 
 		if (s != 0 && (upto ? seq_le(s, seq) : s == seq)) {
+			if (f->wait != NULL) {
+				cz_stats_wait_observe(f->wait, f->slots[i].c.accepted_ns);
+			}
 			close(f->slots[i].c.fd);
 			f->slots[i].seq = 0;
 			f->n--;

@@ -16,11 +16,13 @@
 #include <sys/socket.h>
 
 #include "rr.h"
+#include "stats.h"
 
 /* An accepted connection and its peer address as accept4() gave it. */
 struct cz_rr_conn {
 	int fd;
 	socklen_t plen;
+	uint64_t accepted_ns; /* cz_stats_now_ns at accept; 0: unknown */
 	struct sockaddr_storage peer;
 };
 
@@ -57,6 +59,7 @@ struct cz_rr_inflight {
 	uint32_t next_seq; /* of the next CONN: 1, 2, ... (0 skipped) */
 	uint32_t acked;    /* the highest seq ACK_UPTO covered */
 	unsigned n;        /* slots in use */
+	struct cz_stats_wait *wait; /* each ACKed copy's wait; NULL: none */
 	struct cz_rr_slot {
 		uint32_t seq;
 		struct cz_rr_conn c;

@@ -18,7 +18,9 @@
 #include "admin.h"
 #include "control.h"
 #include "log.h"
+#include "metrics_sup.h"
 #include "roll.h"
+#include "stats.h"
 #include "workers.h"
 
 #define BACKOFF_FIRST_MS 100
@@ -142,6 +144,7 @@ static void finish(struct cz_sup *s)
 	s->state = CZ_SUP_DONE;
 	cz_admin_destroy(s->admin);
 	s->admin = NULL;
+	cz_metrics_sup_stop(s);
 	cz_control_destroy(s->control);
 	s->control = NULL;
 	cz_output_close_all(&s->output);
@@ -185,6 +188,7 @@ static void give_up(struct cz_sup *s, const struct cz_slot *sl, int status)
 		cz_workers_describe(status, what, sizeof(what)), sl->crashes,
 		s->opts->min_uptime);
 	s->exit_status = exit_code(status) != 0 ? exit_code(status) : 1;
+	cz_stats.giveups++;
 	cz_workers_begin_stop(s, false);
 }
 
@@ -195,6 +199,7 @@ static void respawn(struct cz_sup *s, unsigned slot, uint64_t lived,
 	uint64_t delay;
 
 	sl->restarts++;
+	cz_stats.restarts++;
 	if (lived >= seconds_ms(s->opts->min_uptime)) {
 		sl->crashes = 0;
 		cz_workers_spawn_slot(s, slot);
@@ -635,6 +640,9 @@ static int sup_init(struct cz_sup *s)
 		return rc;
 	}
 	rc = start_handles(s);
+	if (rc == 0) {
+		rc = cz_metrics_sup_start(s);
+	}
 	return rc < 0 ? rc : cz_roll_start_admin(s);
 }
 

@@ -6,7 +6,7 @@
  * the loop.
  *
  * The second half of this header is the supervisor's state, shared with
- * roll.c and nobody else.
+ * roll.c (and read by metrics_sup.c, for the metrics endpoint).
  */
 #ifndef CZ_LAUNCHER_WORKERS_H
 #define CZ_LAUNCHER_WORKERS_H
@@ -92,6 +92,7 @@ struct cz_sup {
 	const struct cz_opts *opts;
 	struct cz_control *control;
 	struct cz_admin *admin;
+	struct cz_metrics *metrics;  /* --metrics; NULL without */
 	uv_signal_t sigs[CZ_SUP_N_SIGNALS];
 	uv_timer_t timer;
 	size_t n_handles;  /* timer + signals initialized, to close */

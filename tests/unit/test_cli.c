@@ -363,3 +363,55 @@ Test(cli, subcommand_errors)
 	PARSE(&r, NULL, NULL, "stop", "extra");
 	cr_expect_eq(r.rc, -1);
 }
+
+/* --- --metrics and CLUSTERIZE_METRICS ------------------------------------ */
+
+static const char *fake_env_value;
+
+static char *fake_getenv(const char *name)
+{
+	return strcmp(name, "CLUSTERIZE_METRICS") == 0 ? (char *)fake_env_value : NULL;
+}
+
+Test(cli, metrics_addresses)
+{
+	static const char *const good[] = {
+		"127.0.0.1:9464", ":9464", "localhost:9464", "[::1]:9464", "0.0.0.0:0",
+	};
+	static const char *const bad[] = {
+		"9464", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "host:9464",
+		"[::1:9464", "::1:9464", "127.0.0.1:+1", "127.0.0.1: 1", "",
+	};
+	struct run r;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		PARSE(&r, NULL, NULL, "--metrics", good[i], "server");
+		cr_expect_eq(r.rc, 0, "%s: %s", good[i], r.err);
+		cr_expect_str_eq(r.o.metrics, good[i]);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		PARSE(&r, NULL, NULL, "--metrics", bad[i], "server");
+		cr_expect_eq(r.rc, -1, "'%s' is refused", bad[i]);
+		cr_expect(strstr(r.err, "--metrics") != NULL, "names the option: %s", r.err);
+	}
+}
+
+Test(cli, metrics_from_the_environment_unless_the_option_says)
+{
+	struct run r;
+
+	PARSE(&r, NULL, NULL, "server");
+	fake_env_value = "127.0.0.1:9000";
+	cr_assert_eq(cz_cli_apply_env(&r.o, fake_getenv, r.err, sizeof(r.err)), 0, "%s", r.err);
+	cr_expect_str_eq(r.o.metrics, "127.0.0.1:9000");
+
+	PARSE(&r, NULL, NULL, "--metrics", ":1", "server");
+	fake_env_value = "bogus";
+	cr_assert_eq(cz_cli_apply_env(&r.o, fake_getenv, r.err, sizeof(r.err)), 0,
+		"the option wins over a bad variable: %s", r.err);
+	cr_expect_str_eq(r.o.metrics, ":1");
+
+	PARSE(&r, NULL, NULL, "server");
+	cr_assert_eq(cz_cli_apply_env(&r.o, fake_getenv, r.err, sizeof(r.err)), -1);
+	cr_expect(strstr(r.err, "CLUSTERIZE_METRICS") && strstr(r.err, "bogus"), "%s", r.err);
+}
