@@ -26,7 +26,7 @@ enum opt_id {
 	OPT_HELLO_TIMEOUT, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION,
 	OPT_MAX_SURGE, OPT_READY_TIMEOUT, OPT_STOP_SIGNAL, OPT_RESTART,
 	OPT_CONTROL, OPT_PREFIX_OUTPUT, OPT_SUBREAPER, OPT_USER, OPT_GROUP,
-	OPT_ALLOW_BIND, OPT_JSON, OPT_METRICS,
+	OPT_ALLOW_BIND, OPT_JSON, OPT_METRICS, OPT_LOG_FORMAT,
 };
 
 struct opt_def {
@@ -59,6 +59,7 @@ static const struct opt_def opt_defs[] = {
 	{ 0, "allow-bind", true, OPT_ALLOW_BIND },
 	{ 0, "json", false, OPT_JSON },
 	{ 0, "metrics", true, OPT_METRICS },
+	{ 0, "log-format", true, OPT_LOG_FORMAT },
 };
 #define N_OPTS (sizeof(opt_defs) / sizeof(opt_defs[0]))
 
@@ -104,6 +105,8 @@ static const char usage_text[] =
 	"      --group GROUP        run the workers as GROUP\n"
 	"      --allow-bind [HOST]:PORT  with --user: also let workers bind this\n"
 	"                           privileged address (repeatable)\n"
+	"      --log-format text|json  the launcher's lines as text (default) or\n"
+	"                           one JSON object each\n"
 	"  -q, --quiet              only warnings and errors\n"
 	"  -v, --verbose            more detail (repeat for more)\n"
 	"  -h, --help               show this help\n"
@@ -119,7 +122,7 @@ static const char usage_text[] =
 	"HUP restarts every worker in turn, TTIN adds a worker, TTOU removes one.\n"
 	"Environment: NODE_CLUSTER_SCHED_POLICY, CLUSTERIZE_LOG (error|warn|info|\n"
 	"debug|trace), CLUSTERIZE_SHIM (path of libclusterize.so),\n"
-	"CLUSTERIZE_METRICS (as --metrics).\n";
+	"CLUSTERIZE_METRICS (as --metrics), CLUSTERIZE_LOG_FORMAT (as --log-format).\n";
 
 const char *cz_cli_usage(void)
 {
@@ -291,6 +294,18 @@ static int set_metrics(struct parse *p, const char *name, const char *val)
 	return 0;
 }
 
+static int set_log_format(struct parse *p, const char *name, const char *val)
+{
+	int f = cz_log_parse_format(val);
+
+	if (f < 0) {
+		return fail(p, "invalid log format '%s' for %s: expected text or "
+			"json", val, name);
+	}
+	p->o->log_format = (enum cz_log_format)f;
+	return 0;
+}
+
 static int apply_more(struct parse *p, const struct opt_def *d,
 	const char *name, const char *val)
 {
@@ -334,6 +349,9 @@ static int apply_more(struct parse *p, const struct opt_def *d,
 		return 0;
 	case OPT_METRICS:
 		return set_metrics(p, name, val);
+	case OPT_LOG_FORMAT:
+		p->o->log_format_set = true;
+		return set_log_format(p, name, val);
 	case OPT_ALLOW_BIND:
 		if (check_allow_bind(val) != 0) {
 			return fail(p, "invalid address '%s' for %s: expected "
@@ -643,8 +661,13 @@ int cz_cli_apply_env(struct cz_opts *o, cz_cli_getenv_fn *get, char *err,
 	struct parse p = { .o = o, .err = err, .errlen = errlen };
 	const char *v = get("CLUSTERIZE_METRICS");
 
-	if (o->metrics == NULL && v != NULL && *v != '\0') {
-		return set_metrics(&p, "CLUSTERIZE_METRICS", v);
+	if (o->metrics == NULL && v != NULL && *v != '\0' &&
+		set_metrics(&p, "CLUSTERIZE_METRICS", v) != 0) {
+		return -1;
+	}
+	v = get("CLUSTERIZE_LOG_FORMAT");
+	if (!o->log_format_set && v != NULL && *v != '\0') {
+		return set_log_format(&p, "CLUSTERIZE_LOG_FORMAT", v);
 	}
 	return 0;
 }

@@ -54,6 +54,8 @@ struct cz_opts {
 	const char *user;        /* --user: run workers as this user */
 	const char *group;       /* --group: ... and this group */
 	const char *metrics;     /* --metrics [HOST]:PORT; NULL: none */
+	enum cz_log_format log_format; /* --log-format text|json */
+	bool log_format_set;     /* ... given as an option */
 	unsigned n_allow_bind;
 	const char *allow_bind[CZ_CLI_MAX_ALLOW_BIND]; /* "[HOST]:PORT" */
 	unsigned scale_to;       /* CZ_CLI_SCALE: the new worker count */
@@ -76,7 +78,8 @@ typedef char *cz_cli_getenv_fn(const char *name);
 
 /*
  * After cz_cli_parse() of a run: the environment variables that only
- * apply where no option set the same (CLUSTERIZE_METRICS).  Returns 0, or
+ * apply where no option set the same (CLUSTERIZE_METRICS,
+ * CLUSTERIZE_LOG_FORMAT).  Returns 0, or
  * -1 with a one-line message in err.
  */
 int cz_cli_apply_env(struct cz_opts *o, cz_cli_getenv_fn *get, char *err,

@@ -12,10 +12,12 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "log_json.h"
 
 #define CZ_LOG_LINE_MAX 2048
 
 static enum cz_log_level cur_level = CZ_LOG_INFO;
+static enum cz_log_format cur_format = CZ_LOG_TEXT;
 
 static const char *const level_names[] = {
 	[CZ_LOG_ERROR] = "error",
@@ -43,6 +45,22 @@ enum cz_log_level cz_log_get_level(void)
 	return cur_level;
 }
 
+void cz_log_set_format(enum cz_log_format format)
+{
+	cur_format = format;
+}
+
+enum cz_log_format cz_log_get_format(void)
+{
+	return cur_format;
+}
+
+int cz_log_parse_format(const char *s)
+{
+	return strcmp(s, "text") == 0 ? CZ_LOG_TEXT :
+		strcmp(s, "json") == 0 ? CZ_LOG_JSON : -1;
+}
+
 int cz_log_parse_level(const char *s)
 {
 	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
@@ -60,10 +78,10 @@ void cz_log_set_fd(int fd)
 	log_fd = fd;
 }
 
-static void write_all(const char *buf, size_t len)
+void cz_log_write(int fd, const char *buf, size_t len)
 {
 	while (len > 0) {
-		ssize_t n = write(log_fd, buf, len);
+		ssize_t n = write(fd, buf, len);
 
 		if (n < 0 && errno == EINTR) {
 			continue;
@@ -76,16 +94,26 @@ static void write_all(const char *buf, size_t len)
 	}
 }
 
-/* One line: the level's prefix, the message, `suffix`, a newline. */
-static void vlog(enum cz_log_level level, const char *suffix, const char *fmt,
-	va_list ap)
+/*
+ * One line: the level's prefix, the message, `suffix`, a newline; or in
+ * json the object of event `event` (fields named by `keys`), the message
+ * and suffix as its msg.
+ */
+static void vlog(enum cz_log_level level, const char *event, const char *keys,
+	const char *suffix, const char *fmt, va_list ap)
 {
 	char line[CZ_LOG_LINE_MAX];
-	size_t len = strlen(level_prefixes[level]), room;
+	size_t len = 0, room;
+	va_list aq;
 	int n;
 
-	memcpy(line, level_prefixes[level], len);
-	n = vsnprintf(line + len, sizeof(line) - len - 1, fmt, ap);
+	if (cur_format == CZ_LOG_TEXT) {
+		len = strlen(level_prefixes[level]);
+		memcpy(line, level_prefixes[level], len);
+	}
+	va_copy(aq, ap);
+	n = vsnprintf(line + len, sizeof(line) - len - 1, fmt, aq);
+	va_end(aq);
 	if (n < 0) {
 		n = 0;
 	}
@@ -99,8 +127,13 @@ static void vlog(enum cz_log_level level, const char *suffix, const char *fmt,
 		memcpy(line + len, suffix, strlen(suffix));
 		len += strlen(suffix);
 	}
+	if (cur_format == CZ_LOG_JSON) {
+		line[len] = '\0';
+		cz_log_json_event(log_fd, level, event, keys, line, fmt, ap);
+		return;
+	}
 	line[len++] = '\n';
-	write_all(line, len);
+	cz_log_write(log_fd, line, len);
 }
 
 void cz_log(enum cz_log_level level, const char *fmt, ...)
@@ -112,7 +145,22 @@ void cz_log(enum cz_log_level level, const char *fmt, ...)
 		return;
 	}
 	va_start(ap, fmt);
-	vlog(level, NULL, fmt, ap);
+	vlog(level, "message", NULL, NULL, fmt, ap);
+	va_end(ap);
+	errno = saved_errno;
+}
+
+void cz_log_event(enum cz_log_level level, const char *event,
+	const char *keys, const char *fmt, ...)
+{
+	int saved_errno = errno;
+	va_list ap;
+
+	if (level > cur_level || level < CZ_LOG_ERROR) {
+		return;
+	}
+	va_start(ap, fmt);
+	vlog(level, event, keys, NULL, fmt, ap);
 	va_end(ap);
 	errno = saved_errno;
 }
@@ -192,7 +240,7 @@ void cz_log_peer(unsigned source, enum cz_log_level level, const char *fmt, ...)
 		b->suppressed = 0;
 	}
 	va_start(ap, fmt);
-	vlog(level, suffix, fmt, ap);
+	vlog(level, "message", NULL, suffix, fmt, ap);
 	va_end(ap);
 	errno = saved_errno;
 }

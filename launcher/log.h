@@ -8,9 +8,17 @@
  *   info:   "clusterize: <msg>"            events; hidden by -q
  *   debug:  "clusterize: debug: <msg>"     -v or CLUSTERIZE_LOG=debug
  *   trace:  "clusterize: trace: <msg>"     -vv or CLUSTERIZE_LOG=trace
+ *
+ * With --log-format json each line is instead one JSON object:
+ * {"time":"2026-11-29T23:55:50.123Z","level":"info","event":"online",
+ * "id":1,"pid":4242,"msg":"worker 1 (pid 4242) online"}.  A line from
+ * cz_log() or cz_log_peer() is event "message"; cz_log_event() names the
+ * event and its fields.
  */
 #ifndef CZ_LAUNCHER_LOG_H
 #define CZ_LAUNCHER_LOG_H
+
+#include <stddef.h>
 
 enum cz_log_level {
 	CZ_LOG_ERROR = 0,
@@ -26,8 +34,35 @@ enum cz_log_level cz_log_get_level(void);
 /* Parses "error", "warn", "info", "debug", "trace"; returns -1 if unknown. */
 int cz_log_parse_level(const char *s);
 
+enum cz_log_format {
+	CZ_LOG_TEXT = 0,
+	CZ_LOG_JSON = 1,
+};
+
+void cz_log_set_format(enum cz_log_format format);
+enum cz_log_format cz_log_get_format(void);
+
+/* Parses "text" or "json"; returns -1 if unknown. */
+int cz_log_parse_format(const char *s);
+
 void cz_log(enum cz_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/*
+ * An event: in text exactly the line cz_log(level, fmt, ...) writes; in
+ * json, "event": `event`, and the value of each conversion of `fmt` in
+ * turn as a field named by the next space-separated word of `keys` ("-"
+ * leaves one out):
+ *
+ *   cz_log_event(CZ_LOG_INFO, "online", "id pid",
+ *       "worker %u (pid %d) online", id, pid);
+ */
+void cz_log_event(enum cz_log_level level, const char *event,
+	const char *keys, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* write(2) of all of buf to fd, retrying EINTR; errors are dropped. */
+void cz_log_write(int fd, const char *buf, size_t len);
 
 /*
  * Lines a peer can cause (a worker sending junk, a refused connection):

@@ -283,6 +283,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	cz_log_set_level(opts.log_level);
+	cz_log_set_format(opts.log_format);
 	if (cz_spawn_resolve_ids(opts.user, opts.group, &ids, err,
 		sizeof(err)) != 0) {
 		cz_log(CZ_LOG_ERROR, "%s", err);

@@ -248,8 +248,8 @@ int cz_metrics_sup_start(struct cz_sup *s)
 			uv_strerror(rc));
 		return rc;
 	}
-	cz_log(CZ_LOG_INFO, "metrics on http://%s/metrics",
-		cz_metrics_address(s->metrics));
+	cz_log_event(CZ_LOG_INFO, "metrics", "address",
+		"metrics on http://%s/metrics", cz_metrics_address(s->metrics));
 	return 0;
 }
 

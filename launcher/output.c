@@ -5,12 +5,14 @@
  * interleave only between lines.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "log_json.h"
 #include "output.h"
 
 #define READ_CHUNK 16384
@@ -20,6 +22,8 @@ struct cz_output_pipe {
 	struct cz_output *owner;
 	uv_pipe_t pipe;
 	int dest;
+	uint32_t id;
+	bool json;  /* --log-format json: each line an "output" event */
 	struct cz_output_line line;
 	char rbuf[READ_CHUNK];
 };
@@ -78,12 +82,37 @@ void cz_output_line_flush(struct cz_output_line *l, cz_output_emit_fn *emit,
 /* --- pipes -------------------------------------------------------------- */
 
 /*
+ * {"time":...,"event":"output","id":3,"stream":"stdout","line":"..."}: the
+ * line without its '\n', its bytes that are not UTF-8 replaced.
+ */
+static void write_json(const struct cz_output_pipe *p, const char *line,
+	size_t len)
+{
+	json_t *o = cz_log_json_begin(NULL, "output");
+
+	if (o == NULL) {
+		return;
+	}
+	json_object_set_new(o, "id", json_integer(p->id));
+	json_object_set_new(o, "stream", json_string(p->dest == 1 ? "stdout" :
+		"stderr"));
+	json_object_set_new(o, "line", cz_log_json_string(line,
+		len > 0 ? len - 1 : 0));
+	cz_log_json_write(o, p->dest);
+}
+
+/*
  * Blocking like an inherited fd would be: a slow reader of our output
  * slows the workers down rather than losing their lines.
  */
 static void write_line(void *ctx, const char *line, size_t len)
 {
 	const struct cz_output_pipe *p = ctx;
+
+	if (p->json) {
+		write_json(p, line, len);
+		return;
+	}
 
 	while (len > 0) {
 		ssize_t n = write(p->dest, line, len);
@@ -165,6 +194,11 @@ int cz_output_attach(struct cz_output *o, int fd, uint32_t id, int dest)
 	p->dest = dest;
 	p->pipe.data = p;
 	cz_output_line_init(&p->line, id);
+	p->id = id;
+	p->json = cz_log_get_format() == CZ_LOG_JSON;
+	if (p->json) {
+		p->line.plen = 0;  /* the id is a field */
+	}
 	p->next = o->pipes;
 	o->pipes = p;
 	rc = uv_pipe_open(&p->pipe, fd);

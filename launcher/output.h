@@ -2,7 +2,8 @@
  * --prefix-output: the workers' stdout and stderr come to the launcher
  * through pipes and leave it as whole lines, each prefixed with "[ID] " and
  * written with one write(2), so lines of different workers never interleave
- * mid-line.
+ * mid-line.  With --log-format json each line leaves as a JSON object
+ * instead: {"time":...,"event":"output","id":3,"stream":"stdout","line":...}.
  *
  * The line assembly (cz_output_line_*) is pure and unit-tested; the pipes
  * (cz_output_*) read with libuv and write to the launcher's own fds.

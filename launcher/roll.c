@@ -63,7 +63,8 @@ static void drop_candidates(struct cz_sup *s, bool stop)
 
 static void roll_abort(struct cz_sup *s, const char *why)
 {
-	cz_log(CZ_LOG_ERROR, "reload aborted: %s", why);
+	cz_log_event(CZ_LOG_ERROR, "reload_aborted", "reason",
+		"reload aborted: %s", why);
 	cz_stats.reloads_aborted++;
 	drop_candidates(s, true);
 	roll_end(s);
@@ -88,7 +89,8 @@ static void roll_step(struct cz_sup *s)
 	}
 	if (running == 0) {
 		cz_stats.reloads_finished++;
-		cz_log(CZ_LOG_INFO, "reload done: %u worker%s replaced",
+		cz_log_event(CZ_LOG_INFO, "reload_done", "replaced -",
+			"reload done: %u worker%s replaced",
 			s->roll.replaced, s->roll.replaced == 1 ? "" : "s");
 		roll_end(s);
 	}
@@ -112,7 +114,8 @@ int cz_roll_start(struct cz_sup *s, char *err, size_t errlen)
 	for (unsigned i = 0; i < s->n_slots; i++) {
 		s->roll.total += s->slots[i].w != NULL;
 	}
-	cz_log(CZ_LOG_INFO, "reload: replacing %u worker%s", s->roll.total,
+	cz_log_event(CZ_LOG_INFO, "reload", "workers -",
+		"reload: replacing %u worker%s", s->roll.total,
 		s->roll.total == 1 ? "" : "s");
 	cz_notify_reloading(&s->notify);
 	roll_step(s);
@@ -137,7 +140,8 @@ static void promote(struct cz_sup *s, unsigned slot)
 	if (old == NULL) {
 		return;
 	}
-	cz_log(CZ_LOG_INFO, "reload: worker %u (pid %d) ready, stopping worker "
+	cz_log_event(CZ_LOG_INFO, "reload_ready", "id pid old_id old_pid",
+		"reload: worker %u (pid %d) ready, stopping worker "
 		"%u (pid %d)", c->id, (int)c->pid, old->id, (int)old->pid);
 	old->slot = -1;
 	cz_workers_stop(s, old, false);
@@ -295,8 +299,9 @@ void cz_roll_scale(struct cz_sup *s, unsigned n, const char *why)
 	if (n == s->n_slots || s->state != CZ_SUP_RUNNING) {
 		return;
 	}
-	cz_log(s->n_slots == 0 ? CZ_LOG_DEBUG : CZ_LOG_INFO,
-		"scaling from %u to %u workers (%s)", s->n_slots, n, why);
+	cz_log_event(s->n_slots == 0 ? CZ_LOG_DEBUG : CZ_LOG_INFO, "scale",
+		"from to reason", "scaling from %u to %u workers (%s)",
+		s->n_slots, n, why);
 	while (s->n_slots < n) {
 		unsigned slot = s->n_slots++;
 
@@ -416,7 +421,7 @@ static int op_stop(void *data, char *err, size_t errlen)
 {
 	(void)err;
 	(void)errlen;
-	cz_log(CZ_LOG_INFO, "stopping (stop request)");
+	cz_log_event(CZ_LOG_INFO, "stop", "", "stopping (stop request)");
 	cz_workers_begin_stop(data, false);
 	return 0;
 }
@@ -434,7 +439,8 @@ int cz_roll_start_admin(struct cz_sup *s)
 	ops.data = s;
 	rc = cz_admin_create(s->loop, s->opts->control, &ops, &s->admin);
 	if (rc == 0) {
-		cz_log(CZ_LOG_INFO, "control socket %s", cz_admin_path(s->admin));
+		cz_log_event(CZ_LOG_INFO, "control_socket", "path",
+			"control socket %s", cz_admin_path(s->admin));
 		return 0;
 	}
 	s->admin = NULL;

@@ -408,7 +408,8 @@ struct cz_worker *cz_workers_spawn(struct cz_sup *s, unsigned slot,
 		return NULL;
 	}
 	attach_output(s, &r, w->id);
-	cz_log(CZ_LOG_INFO, "worker %u (pid %d) forked", w->id, (int)w->pid);
+	cz_log_event(CZ_LOG_INFO, "fork", "id pid", "worker %u (pid %d) forked",
+		w->id, (int)w->pid);
 	if (candidate) {
 		w->candidate = true;
 		w->ready_by = w->started + ms_of(s->opts->ready_timeout);

@@ -183,7 +183,8 @@ static void give_up(struct cz_sup *s, const struct cz_slot *sl, int status)
 {
 	char what[64];
 
-	cz_log(CZ_LOG_ERROR, "giving up: '%s' %s %u times in a row within "
+	cz_log_event(CZ_LOG_ERROR, "giveup", "command status crashes min_uptime",
+		"giving up: '%s' %s %u times in a row within "
 		"%gs of starting", cmd_name(s),
 		cz_workers_describe(status, what, sizeof(what)), sl->crashes,
 		s->opts->min_uptime);
@@ -259,13 +260,15 @@ static void worker_ended(struct cz_sup *s, const struct cz_worker *w,
 		return;
 	}
 	slot_remove(s, (unsigned)w->slot);
-	cz_log(CZ_LOG_INFO, "worker %u not restarted (--restart %s): %u "
+	cz_log_event(CZ_LOG_INFO, "not_restarted", "id restart workers -",
+		"worker %u not restarted (--restart %s): %u "
 		"worker%s left", w->id, restart_name(policy), s->n_slots,
 		s->n_slots == 1 ? "" : "s");
 	if (s->n_slots == 0) {
 		s->exit_status = s->last_failure != 0 ?
 			exit_code(s->last_failure) : 0;
-		cz_log(CZ_LOG_INFO, "no workers left: exiting with status %d",
+		cz_log_event(CZ_LOG_INFO, "no_workers", "status",
+			"no workers left: exiting with status %d",
 			s->exit_status);
 		cz_workers_begin_stop(s, false);
 	}
@@ -284,7 +287,7 @@ static void unlink_worker(struct cz_sup *s, struct cz_worker *w)
 static void reaped(struct cz_sup *s, pid_t pid, int status)
 {
 	struct cz_worker *w = s->workers;
-	char what[64];
+	char sig[32];
 
 	while (w != NULL && w->pid != pid) {
 		w = w->next;
@@ -294,8 +297,15 @@ static void reaped(struct cz_sup *s, pid_t pid, int status)
 		cz_log(CZ_LOG_DEBUG, "reaped pid %d (not a worker)", (int)pid);
 		return;
 	}
-	cz_log(CZ_LOG_INFO, "worker %u (pid %d) %s", w->id, (int)pid,
-		cz_workers_describe(status, what, sizeof(what)));
+	if (WIFSIGNALED(status)) {
+		cz_log_event(CZ_LOG_INFO, "exit", "id pid signal", "worker %u "
+			"(pid %d) killed by signal %s", w->id, (int)pid,
+			sig_name(WTERMSIG(status), sig, sizeof(sig)));
+	} else {
+		cz_log_event(CZ_LOG_INFO, "exit", "id pid code", "worker %u "
+			"(pid %d) exited with code %d", w->id, (int)pid,
+			WEXITSTATUS(status));
+	}
 	/* Nothing a worker started outlives it (a wrapper that forked the
 	 * server instead of exec'ing it, a helper left behind). */
 	if (kill(-pid, SIGKILL) == 0) {
@@ -344,6 +354,7 @@ static void on_sigchld(struct cz_sup *s)
 static void on_signal(uv_signal_t *h, int sig)
 {
 	struct cz_sup *s = h->data;
+	char name[32];
 
 	if (sig == SIGCHLD) {
 		on_sigchld(s);
@@ -357,13 +368,15 @@ static void on_signal(uv_signal_t *h, int sig)
 	case SIGTERM:
 	case SIGINT:
 		/* A second request while stopping means: now. */
-		cz_log(CZ_LOG_INFO, "stopping%s (SIG%s)",
+		cz_log_event(CZ_LOG_INFO, s->state == CZ_SUP_STOPPING ?
+			"stop_now" : "stop", "- signal", "stopping%s (%s)",
 			s->state == CZ_SUP_STOPPING ? " now" : "",
-			sigabbrev_np(sig));
+			sig_name(sig, name, sizeof(name)));
 		cz_workers_begin_stop(s, s->state == CZ_SUP_STOPPING);
 		return;
 	case SIGQUIT:
-		cz_log(CZ_LOG_INFO, "stopping now (SIGQUIT)");
+		cz_log_event(CZ_LOG_INFO, "stop_now", "signal",
+			"stopping now (%s)", "SIGQUIT");
 		cz_workers_begin_stop(s, true);
 		return;
 	default:
@@ -375,7 +388,8 @@ static void on_signal(uv_signal_t *h, int sig)
 static void hello_overdue(struct cz_sup *s, struct cz_worker *w)
 {
 	w->hello_at = 0;
-	cz_log(CZ_LOG_WARN, "worker %u (pid %d) has not loaded the shim after "
+	cz_log_event(CZ_LOG_WARN, "no_shim", "id pid hello_timeout",
+		"worker %u (pid %d) has not loaded the shim after "
 		"%gs: the command may be statically linked, a Go program, "
 		"set-user-ID or with file capabilities, or it cleared "
 		"LD_PRELOAD; its sockets are not shared", w->id, (int)w->pid,
@@ -497,8 +511,8 @@ static void on_hello(void *data, uint32_t worker_id, int pid, uint32_t flags,
 		if (w->id == worker_id && !w->online) {
 			w->online = true;
 			w->hello_at = 0;
-			cz_log(CZ_LOG_INFO, "worker %u (pid %d) online", worker_id,
-				pid);
+			cz_log_event(CZ_LOG_INFO, "online", "id pid",
+				"worker %u (pid %d) online", worker_id, pid);
 		}
 	}
 	cz_log(CZ_LOG_DEBUG, "worker %u: hello from pid %d (%s)%s", worker_id,
@@ -527,8 +541,8 @@ static void on_listening(void *data, uint32_t worker_id, int pid,
 {
 	struct cz_sup *s = data;
 
-	cz_log(CZ_LOG_INFO, "worker %u (pid %d) listening on %s", worker_id, pid,
-		addr);
+	cz_log_event(CZ_LOG_INFO, "listening", "id pid address",
+		"worker %u (pid %d) listening on %s", worker_id, pid, addr);
 	check_ready(s);
 	cz_roll_check(s);
 	cz_workers_reschedule(s);
@@ -585,7 +599,8 @@ static int adopt_sockets(struct cz_sup *s)
 				strerror(-rc));
 			return rc;
 		}
-		cz_log(CZ_LOG_INFO, "adopted %s (fd %d) from the service manager",
+		cz_log_event(CZ_LOG_INFO, "adopted", "address fd",
+			"adopted %s (fd %d) from the service manager",
 			fd_name(fd, name, sizeof(name)), fd);
 	}
 	return 0;
