@@ -32,9 +32,6 @@ union fd_cmsg {
  */
 static int take_ids(const struct cz_spawn_ids *ids)
 {
-	if (ids == NULL || !ids->set) {
-		return 0;
-	}
 	if (setgroups((size_t)ids->n_groups, ids->groups) != 0) {
 		return -errno;
 	}
@@ -144,6 +141,9 @@ int cz_asuser_run(const struct cz_spawn_ids *ids, cz_asuser_fn *fn, void *arg,
 	pid_t pid;
 
 	memset(out, 0, offsetof(struct cz_asuser_out, data));
+	if (ids == NULL || !ids->set) {
+		return fn(arg, out);
+	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
 		return -errno;
 	}

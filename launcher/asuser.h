@@ -39,11 +39,11 @@ struct cz_asuser_out {
 typedef int cz_asuser_fn(void *arg, struct cz_asuser_out *out);
 
 /*
- * Runs fn(arg, out) in a child with the file system identity of `ids`
- * (NULL or not set: the launcher's own; still a child, so the step may
- * change its working directory).  Returns fn's result with `out` filled,
- * or a negative errno when the child could not run it (fork; switching
- * ids; it died).
+ * Runs fn(arg, out) in a child with the file system identity of `ids`, or
+ * in this process when `ids` is NULL or not set (the launcher's own
+ * identity is the workers').  Returns fn's result with `out` filled, or a
+ * negative errno when the child could not run it (fork; switching ids; it
+ * died).
  */
 int cz_asuser_run(const struct cz_spawn_ids *ids, cz_asuser_fn *fn, void *arg,
 	struct cz_asuser_out *out);

@@ -127,21 +127,14 @@ static int resolve_command(const char *cmd, const struct cz_spawn_ids *ids,
 {
 	struct resolve_arg ra = { cmd, getenv("PATH") };
 	struct cz_asuser_out o;
-	int rc;
+	int rc = cz_asuser_run(ids, resolve_step, &ra, &o);
 
-	if (!ids->set) {
-		rc = cz_detect_resolve(cmd, ra.path_env, out, len);
-	} else {
-		rc = cz_asuser_run(ids, resolve_step, &ra, &o);
-		if (rc == 0 && (o.len == 0 || o.len > len ||
-			o.data[o.len - 1] != '\0')) {
-			rc = -ENAMETOOLONG;
-		}
-		if (rc == 0) {
-			memcpy(out, o.data, o.len);
-		}
+	if (rc == 0 && (o.len == 0 || o.len > len ||
+		o.data[o.len - 1] != '\0')) {
+		rc = -ENAMETOOLONG;
 	}
 	if (rc == 0) {
+		memcpy(out, o.data, o.len);
 		return 0;
 	}
 	cz_log(CZ_LOG_ERROR, "cannot execute '%s': %s", cmd, strerror(-rc));
