@@ -614,10 +614,11 @@ static int unprivileged_port_start(void)
 	return v;
 }
 
-int cz_control_set_bind_policy(struct cz_control *c, uid_t worker_uid,
-	const char *const *allow, unsigned n)
+int cz_control_set_bind_policy(struct cz_control *c,
+	const struct cz_spawn_ids *ids, const char *const *allow, unsigned n)
 {
-	return cz_sockets_set_policy(c->sockets, worker_uid, allow, n,
+	cz_sockets_set_worker_ids(c->sockets, ids);
+	return cz_sockets_set_policy(c->sockets, ids->uid, allow, n,
 		unprivileged_port_start());
 }
 

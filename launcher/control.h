@@ -18,6 +18,7 @@
 
 #include "proto.h"
 #include "rr.h"
+#include "spawn.h"
 
 struct cz_control;
 
@@ -107,14 +108,16 @@ void cz_control_each_listener(const struct cz_control *c,
 int cz_control_adopt(struct cz_control *c, int fd);
 
 /*
- * Workers run as `worker_uid` (--user): accept their control connections,
- * and bind for them only what an unprivileged process could (ports >= 1024,
- * any unix path it could create) plus the `n` addresses in `allow`
- * ("[HOST]:PORT"; an empty HOST means any address).  A denied bind gets
- * -EACCES and a warning naming the worker and the address.
+ * Workers run as `ids` (--user; kept, it must outlive `c`): accept their
+ * control connections, and bind for them only what an unprivileged
+ * process could (ports >= 1024, plus the `n` addresses in `allow`:
+ * "[HOST]:PORT", an empty HOST means any address; unix socket files are
+ * made as the workers' user, see unixsock.h).  A denied bind gets the
+ * errno the worker would have got (EACCES, ...); a privileged port, a
+ * warning naming the worker and the address.
  */
-int cz_control_set_bind_policy(struct cz_control *c, uid_t worker_uid,
-	const char *const *allow, unsigned n);
+int cz_control_set_bind_policy(struct cz_control *c,
+	const struct cz_spawn_ids *ids, const char *const *allow, unsigned n);
 
 /*
  * Closes every socket and handle.  Handles are released by the loop: run it

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "escape.h"
 #include "log.h"
 #include "sockets_index.h"
 
@@ -39,6 +40,7 @@ struct cz_sockets {
 	cz_sockets_closing_fn *closing;
 	void *data;
 	struct policy policy;
+	const struct cz_spawn_ids *ids; /* the workers'; NULL: ours */
 };
 
 static int read_bindv6only(void)
@@ -80,10 +82,16 @@ static void key_close(struct cz_sockets *s, struct cz_key *k)
 	if (s->closing != NULL) {
 		s->closing(s->data, k);
 	}
-	if (k->unlink_path) {
-		const struct sockaddr_un *sun = (const void *)&k->bound;
+	if (k->file.dirfd >= 0) {
+		int err = cz_unixsock_remove(&k->file, s->ids);
 
-		unlink(sun->sun_path);
+		if (err < 0) {
+			char name[4 * sizeof(k->file.base)];
+
+			cz_escape_str(name, sizeof(name), k->file.base);
+			cz_log(CZ_LOG_DEBUG, "socket file %s left in place: %s",
+				name, strerror(-err));
+		}
 	}
 	close(k->fd);
 	free(k);
@@ -197,8 +205,6 @@ void cz_sockets_apply_opts(int fd, int family, int type,
 	}
 }
 
-static void chown_for_workers(const struct cz_sockets *s,
-	const struct cz_key *k);
 static int policy_check(const struct cz_sockets *s, uint32_t worker_id,
 	const struct cz_msg_bind *m);
 
@@ -207,7 +213,9 @@ static int key_open(const struct cz_sockets *s, struct cz_key *k,
 	const struct cz_msg_bind *m)
 {
 	int fd = socket(m->family, m->type | SOCK_CLOEXEC, m->protocol);
+	int err;
 
+	k->file.dirfd = -1;
 	if (fd < 0) {
 		return -errno;
 	}
@@ -216,26 +224,22 @@ static int key_open(const struct cz_sockets *s, struct cz_key *k,
 		/* Pin the default we keyed on. */
 		setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, k->v6only);
 	}
-	if (bind(fd, (const void *)&m->addr.ss, m->addr.len) < 0) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
+	err = cz_unixsock_is_path((const void *)&m->addr.ss, m->addr.len) ?
+		cz_unixsock_bind(fd, (const void *)&m->addr.ss, m->addr.len,
+			s->ids, &k->file) :
+		bind(fd, (const void *)&m->addr.ss, m->addr.len) < 0 ? -errno : 0;
 	k->bound_len = sizeof(k->bound);
-	if (getsockname(fd, (void *)&k->bound, &k->bound_len) < 0) {
-		int err = -errno;
-
+	if (err == 0 && getsockname(fd, (void *)&k->bound, &k->bound_len) < 0) {
+		err = -errno;
+	}
+	if (err < 0) {
+		if (k->file.dirfd >= 0) {
+			cz_unixsock_remove(&k->file, s->ids);
+		}
 		close(fd);
 		return err;
 	}
 	k->fd = fd;
-	k->unlink_path = m->family == AF_UNIX &&
-			 k->bound_len > offsetof(struct sockaddr_un, sun_path) &&
-			 ((const struct sockaddr_un *)(const void *)&k->bound)->sun_path[0] != '\0';
-	if (k->unlink_path) {
-		chown_for_workers(s, k);
-	}
 	return 0;
 }
 
@@ -542,6 +546,7 @@ int cz_sockets_adopt(struct cz_sockets *s, int fd)
 	if (k == NULL) {
 		return -ENOMEM;
 	}
+	k->file.dirfd = -1; /* systemd's socket file: left to it */
 	err = adopt_kind(fd, k);
 	if (err == 0) {
 		err = adopt_addr(fd, k);
@@ -676,14 +681,8 @@ static int policy_check(const struct cz_sockets *s, uint32_t worker_id,
 	return -EACCES;
 }
 
-/* The socket file belongs to the app, which runs as the workers' user. */
-static void chown_for_workers(const struct cz_sockets *s,
-	const struct cz_key *k)
+void cz_sockets_set_worker_ids(struct cz_sockets *s,
+	const struct cz_spawn_ids *ids)
 {
-	const struct sockaddr_un *sun = (const void *)&k->bound;
-
-	if (s->policy.set && chown(sun->sun_path, s->policy.uid, (gid_t)-1) < 0) {
-		cz_log(CZ_LOG_WARN, "chown %s to uid %u: %s", sun->sun_path,
-			(unsigned)s->policy.uid, strerror(errno));
-	}
+	s->ids = ids;
 }

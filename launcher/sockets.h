@@ -21,6 +21,8 @@
 
 #include "htab.h"
 #include "proto.h"
+#include "spawn.h"
+#include "unixsock.h"
 
 /*
  * What one worker may hold at once, all its processes together: more
@@ -57,7 +59,7 @@ struct cz_key {
 	int fd;
 	bool listening;   /* listen() done (by us, or before adoption) */
 	bool listen_seen; /* a LISTEN recorded backlog and nonblock */
-	bool unlink_path; /* we created a unix socket file */
+	struct cz_unixsock file; /* a unix socket file we made (unixsock.h) */
 	bool adopted;     /* inherited (socket activation): open until destroy */
 	int backlog;      /* the first LISTEN's */
 	bool nonblock;    /* the first LISTEN's */
@@ -173,11 +175,18 @@ int cz_sockets_adopt(struct cz_sockets *s, int fd);
  * below `port_start` (net.ipv4.ip_unprivileged_port_start) is denied with
  * -EACCES, and a warning, unless it matches one of the `n` entries of
  * `allow` ("[HOST]:PORT"; an empty HOST matches any address of either
- * family).  Unix socket files made for the workers are chowned to `uid`.
- * Returns 0, -EINVAL (an entry that does not parse; logged) or -ENOMEM.
+ * family).  Returns 0, -EINVAL (an entry that does not parse; logged) or
+ * -ENOMEM.
  */
 int cz_sockets_set_policy(struct cz_sockets *s, uid_t uid,
 	const char *const *allow, unsigned n, int port_start);
+
+/*
+ * Workers run as `ids` (kept; it must outlive `s`): unix socket files are
+ * made and removed with their identity (unixsock.h).
+ */
+void cz_sockets_set_worker_ids(struct cz_sockets *s,
+	const struct cz_spawn_ids *ids);
 
 /*
  * Whether a process of user `uid` may use the control socket: our own

@@ -623,7 +623,7 @@ static int start_control(struct cz_sup *s)
 		return rc;
 	}
 	if (ids != NULL && ids->set) {
-		rc = cz_control_set_bind_policy(s->control, ids->uid,
+		rc = cz_control_set_bind_policy(s->control, ids,
 			s->opts->allow_bind, s->opts->n_allow_bind);
 		if (rc < 0) {
 			cz_log(CZ_LOG_ERROR, "--user: %s", strerror(-rc));

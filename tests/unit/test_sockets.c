@@ -424,21 +424,33 @@ Test(sockets, policy_lets_the_workers_user_connect)
 	cr_assert_not(cz_sockets_uid_allowed(s, 54322));
 }
 
-Test(sockets, policy_chowns_unix_socket_files)
+/* The workers' user makes their socket files, and may make only those. */
+Test(sockets, unix_socket_files_are_made_as_the_workers_user)
 {
-	const char *none[] = { NULL };
+	static const struct cz_spawn_ids ids = {
+		.set = true, .uid = 54321, .gid = 54321,
+	};
+	struct cz_msg_bind m;
+	struct cz_key *k = NULL;
 	struct stat st;
 	char path[64];
 
 	if (geteuid() != 0) {
-		cr_skip_test("chown needs root");
+		cr_skip_test("taking another user's identity needs root");
 	}
 	snprintf(path, sizeof(path), "/tmp/cz-test-own-%d.sock", (int)getpid());
 	unlink(path);
-	cr_assert_eq(cz_sockets_set_policy(s, 54321, none, 0, 1024), 0);
-	bind_ok(1, path, SOCK_STREAM, -1);
-	cr_assert_eq(stat(path, &st), 0);
-	cr_assert_eq(st.st_uid, 54321);
+	cz_sockets_set_worker_ids(s, &ids);
+	k = bind_ok(1, path, SOCK_STREAM, -1);
+	cr_assert_eq(lstat(path, &st), 0);
+	cr_expect_eq(st.st_uid, 54321);
+	cr_expect_eq(st.st_gid, 54321);
+	cr_assert_eq(cz_sockets_release(s, k, 1, false), 1);
+	cr_expect_neq(lstat(path, &st), 0, "removed with the last hold");
+
+	m = req("/root/cz-test-denied.sock", SOCK_STREAM, -1);
+	cr_expect_eq(cz_sockets_bind(s, 1, &m, &k), -EACCES);
+	cr_expect_neq(lstat("/root/cz-test-denied.sock", &st), 0);
 }
 
 /* The probes (candidates compared) of one bind of `addr` by worker w. */
