@@ -61,7 +61,13 @@ static int really_bound(int fd)
 	}
 }
 
-/* The app's address as the primary needs it (unix paths made absolute). */
+/*
+ * The app's address as the primary needs it: 1, or 0 to leave the call to
+ * the kernel.  A relative unix path is made absolute from the worker's own
+ * working directory; when that cannot be done (no cwd, or longer than
+ * sun_path) the app's bind fails with the errno: binding it elsewhere, or
+ * unshared, would be silently wrong.
+ */
 static int unix_addr(const struct sockaddr *sa, socklen_t len, struct cz_addr *out)
 {
 	const struct sockaddr_un *su = (const struct sockaddr_un *)sa;
@@ -80,11 +86,13 @@ static int unix_addr(const struct sockaddr *sa, socklen_t len, struct cz_addr *o
 	plen = strnlen(su->sun_path, len - off);
 	o->sun_family = AF_UNIX;
 	if (getcwd(o->sun_path, sizeof(o->sun_path)) == NULL) {
-		return 0;
+		return errno == ERANGE ? -ENAMETOOLONG : -errno;
 	}
 	clen = strlen(o->sun_path);
 	if (clen + 1 + plen + 1 > sizeof(o->sun_path)) {
-		return 0; /* only reachable relative to the cwd */
+		cz_log_debug("bind: a relative unix path in %s would be "
+			"longer than sun_path", o->sun_path);
+		return -ENAMETOOLONG;
 	}
 	o->sun_path[clen] = '/';
 	memcpy(o->sun_path + clen + 1, su->sun_path, plen);
@@ -288,6 +296,7 @@ int shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 	struct cz_fdrec *rec;
 	struct cz_addr asked;
 	struct ident id;
+	int r;
 
 	if (!cz_ctl_enabled()) {
 		return real_bind(fd, addr, len);
@@ -296,9 +305,12 @@ int shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 	if (rec != NULL) {
 		return rec->state == CZ_FD_INTERNAL ? -EBADF : -EINVAL;
 	}
-	if (!managed_ident(fd, &id) || !app_addr(addr, len, id.family, &asked) ||
-	    really_bound(fd)) {
+	if (!managed_ident(fd, &id) || really_bound(fd)) {
 		return real_bind(fd, addr, len);
+	}
+	r = app_addr(addr, len, id.family, &asked);
+	if (r <= 0) {
+		return r < 0 ? r : real_bind(fd, addr, len);
 	}
 	return bind_via_primary(fd, &id, &asked);
 }
