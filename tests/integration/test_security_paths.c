@@ -9,10 +9,13 @@
 #include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "czt.h"
@@ -196,4 +199,207 @@ Test(security_paths, shim_nobody_cannot_read_is_named)
 	snprintf(want, sizeof(want), "clusterize: warning: %s is not readable by uid %u",
 		shim, (unsigned)nobody->pw_uid);
 	cr_expect_eq(czt_count(p, CZT_ERR, want), 1, "the launcher says: %s", want);
+}
+
+/* --- findings 1, 2, 3: unix socket files ---------------------------------- */
+
+static const char *pathrace(void)
+{
+	static char path[300];
+
+	snprintf(path, sizeof(path), "%s", czt_server());
+	snprintf(strrchr(path, '/'), sizeof(path) - (size_t)(strrchr(path, '/') - path),
+		"/cz-pathrace");
+	return path;
+}
+
+/* One worker as nobody running cmd once (--restart never). */
+static struct czt_proc *launch_once_as_nobody(const char *const cmd[])
+{
+	const char *argv[32];
+	int k = 0;
+
+	argv[k++] = czt_launcher();
+	argv[k++] = "-w";
+	argv[k++] = "1";
+	argv[k++] = "--user";
+	argv[k++] = "nobody";
+	argv[k++] = "--restart";
+	argv[k++] = "never";
+	argv[k++] = "--";
+	for (int i = 0; cmd[i] != NULL && k < 31; i++) {
+		argv[k++] = cmd[i];
+	}
+	argv[k] = NULL;
+	const char *env[] = { czt_asan_options(), NULL };
+
+	return czt_spawn(argv, env);
+}
+
+/* A root-owned file only root may read or write: what an attacker wants. */
+static const char *make_secret(struct stat *st)
+{
+	static char path[300];
+
+	snprintf(path, sizeof(path), "%s/secret", czt_tmpdir());
+	write_file(path, "root's\n", 0600);
+	cr_assert_eq(chown(path, 0, 0), 0);
+	cr_assert_eq(stat(path, st), 0);
+	return path;
+}
+
+/*
+ * Finding 1: the worker binds and closes a unix path in its own directory
+ * thousands of times while a thread renames a symlink to a root file into
+ * its place.  The file keeps its owner and mode: the primary never chowns.
+ */
+Test(security_paths, symlink_race_never_chowns_a_root_file)
+{
+	need_root_and_nobody();
+	struct stat before, after;
+	const char *secret = make_secret(&before);
+	const char *dir = make_dir("race", 0755, nobody->pw_uid, nobody->pw_gid);
+	const char *cmd[] = { pathrace(), "chown", dir, secret, "2000", NULL };
+	struct czt_proc *p = launch_once_as_nobody(cmd);
+	long bound = 0, swapped = 0;
+
+	/* After the worker. */
+	czt_expect_exit(p, CZT_EXITED(0), 120000);
+	char *out = czt_read(p, CZT_OUT);
+
+	cr_assert_eq(sscanf(out, "bound %ld swapped %ld", &bound, &swapped), 2, "%s", out);
+	free(out);
+	cr_expect_gt(bound, 1000, "binds went through the primary (%ld)", bound);
+	cr_expect_gt(swapped, 0, "the symlink was swapped in");
+	cr_assert_eq(stat(secret, &after), 0, "%s still exists", secret);
+	cr_expect_eq(after.st_uid, before.st_uid, "%s keeps its owner (%u)", secret,
+		(unsigned)after.st_uid);
+	cr_expect_eq(after.st_gid, before.st_gid, "and its group");
+	cr_expect_eq(after.st_mode, before.st_mode, "and its mode");
+}
+
+/*
+ * Finding 2: the worker renames the directory of its socket and puts a
+ * symlink to a root directory in its place before closing it.  The root
+ * socket file there survives; the worker's own socket is still removed.
+ */
+Test(security_paths, swapped_directory_never_unlinks_a_root_file)
+{
+	need_root_and_nobody();
+	const char *dir = make_dir("swap", 0755, nobody->pw_uid, nobody->pw_gid);
+	const char *rootdir = make_dir("rootsock", 0755, 0, 0);
+	char sub[300], victim[300], moved[300];
+	struct stat st;
+
+	snprintf(sub, sizeof(sub), "%s/sub", dir);
+	cr_assert_eq(mkdir(sub, 0755), 0);
+	cr_assert_eq(chown(sub, nobody->pw_uid, nobody->pw_gid), 0);
+	/* A root socket file where the symlink will point. */
+	snprintf(victim, sizeof(victim), "%s/x.sock", rootdir);
+	int vfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un vsun = { .sun_family = AF_UNIX };
+
+	cr_assert_lt(strlen(victim), sizeof(vsun.sun_path));
+	memcpy(vsun.sun_path, victim, strlen(victim) + 1);
+	cr_assert_eq(bind(vfd, (struct sockaddr *)&vsun, sizeof(vsun)), 0, "bind %s: %s", victim,
+		strerror(errno));
+	close(vfd);
+
+	const char *cmd[] = { pathrace(), "unlink", dir, rootdir, NULL };
+	struct czt_proc *p = launch_once_as_nobody(cmd);
+	/* After the worker. */
+	czt_expect_exit(p, CZT_EXITED(0), 60000);
+	cr_assert_eq(czt_count(p, CZT_OUT, "swapped"), 1, "the worker swapped the directory");
+	cr_expect_eq(lstat(victim, &st), 0, "root's %s still exists", victim);
+	snprintf(moved, sizeof(moved), "%s/sub.old/x.sock", dir);
+	cr_expect_neq(lstat(moved, &st), 0, "the worker's own socket (now %s) is removed", moved);
+}
+
+/* Finding 3: nobody's worker binds where nobody may not create a file. */
+static void bind_is_refused_like_the_kernel_would(const char *dir)
+{
+	char path[128], want[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/cz-sp-%d.sock", dir, (int)getpid());
+	unlink(path);
+	const char *cmd[] = { czt_server(), "--unix", path, NULL };
+	struct czt_proc *p = launch_once_as_nobody(cmd);
+	czt_wait_exit(p, 30000);
+	bool made = lstat(path, &st) == 0;
+
+	unlink(path);
+	/* Once the worker failed, with its status. */
+	czt_expect_exit(p, CZT_EXITED(1), 30000);
+	snprintf(want, sizeof(want), "bind: %s", strerror(EACCES));
+	cr_expect_eq(czt_count(p, CZT_ERR, want), 1, "the worker's own bind() says '%s'", want);
+	cr_expect_not(made, "no socket file appeared in %s", dir);
+}
+
+Test(security_paths, worker_cannot_bind_in_root)
+{
+	need_root_and_nobody();
+	bind_is_refused_like_the_kernel_would("/root");
+}
+
+Test(security_paths, worker_cannot_bind_in_etc)
+{
+	need_root_and_nobody();
+	bind_is_refused_like_the_kernel_would("/etc");
+}
+
+/*
+ * A relative path is the worker's: it is made from the worker's working
+ * directory (here not the launcher's), by the worker's user.
+ */
+Test(security_paths, relative_path_lands_in_the_workers_cwd)
+{
+	need_root_and_nobody();
+	const char *dir = make_dir("cwd", 0755, nobody->pw_uid, nobody->pw_gid);
+	const char *cmd[] = { "/bin/sh", "-c", "cd \"$0\" && exec \"$1\" --unix rel.sock",
+		dir, czt_server(), NULL };
+	char path[300], want[400];
+	struct czt_worker w[1];
+	struct czt_addr a;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/rel.sock", dir);
+	struct czt_proc *p = launch_once_as_nobody(cmd);
+
+	cr_assert_eq(czt_wait_listening(p, 1, w, 20000), 1, "the worker listens");
+	snprintf(want, sizeof(want), "unix %s", path);
+	cr_expect_str_eq(w[0].what, want, "on the path in its own cwd");
+	cr_assert_eq(lstat(path, &st), 0, "%s exists", path);
+	cr_expect(S_ISSOCK(st.st_mode), "a socket");
+	cr_expect_eq(st.st_uid, nobody->pw_uid, "made by the worker's user (%u)",
+		(unsigned)st.st_uid);
+	cr_expect_eq(st.st_gid, nobody->pw_gid, "with its group (%u)", (unsigned)st.st_gid);
+	czt_addr_unix(&a, path);
+	cr_expect_eq(czt_ask(&a, 10000), w[0].pid, "the worker answers there");
+	czt_stop(p);
+	cr_expect_neq(lstat(path, &st), 0, "the socket file is removed at the end");
+}
+
+/*
+ * A relative path that does not fit sun_path once made absolute is an
+ * error the app sees, not a socket bound unshared by the worker itself.
+ */
+Test(security_paths, relative_path_too_long_is_an_error)
+{
+	need_root_and_nobody();
+	char name[100], want[64];
+
+	memset(name, 'd', 90);
+	name[90] = '\0';
+	const char *dir = make_dir(name, 0755, nobody->pw_uid, nobody->pw_gid);
+	const char *cmd[] = { "/bin/sh", "-c", "cd \"$0\" && exec \"$1\" --unix rel.sock",
+		dir, czt_server(), NULL };
+
+	cr_assert_gt(strlen(dir) + strlen("/rel.sock"), 107, "%s is long enough", dir);
+	struct czt_proc *p = launch_once_as_nobody(cmd);
+	/* Once the worker failed, with its status. */
+	czt_expect_exit(p, CZT_EXITED(1), 30000);
+	snprintf(want, sizeof(want), "bind: %s", strerror(ENAMETOOLONG));
+	cr_expect_eq(czt_count(p, CZT_ERR, want), 1, "the worker's bind() says '%s'", want);
+	cr_expect_eq(czt_count(p, CZT_ERR, "listening on"), 0);
 }
