@@ -388,3 +388,22 @@ Test(metrics, an_address_in_use_fails_at_start)
 	free(err);
 	close(fd);
 }
+
+Test(metrics, binds_only_the_address_given)
+{
+	struct czt_addr a;
+	struct cz z;
+	int fd;
+
+	start(&z, 1);
+	/* 127.0.0.2 is loopback too: only a socket bound to any address
+	 * would answer there. */
+	czt_addr_tcp(&a, "127.0.0.2", z.mport);
+	fd = czt_connect(&a, 5000);
+	cr_expect_eq(fd, -ECONNREFUSED, "nothing listens on 127.0.0.2:%d (got %d)", z.mport, fd);
+	if (fd >= 0) {
+		close(fd);
+	}
+	free(scrape(&z));
+	stop(&z);
+}
