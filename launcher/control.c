@@ -1,18 +1,20 @@
 /*
- * The control server (control.h).  Workers' shims connect to an abstract
- * unix SOCK_SEQPACKET socket and make synchronous requests; each gets one
- * REPLY, possibly with one fd.  Anything malformed closes that connection
- * with a warning: the primary must survive any bytes a worker sends.
+ * The control server (control.h).  Each worker has an attach socket; every
+ * process of the worker that needs the primary sends one end of a fresh
+ * socketpair over it (ATTACH), and makes synchronous requests on that
+ * connection, each answered by one REPLY, possibly with one fd.  A
+ * connection speaks for the worker whose attach socket brought it, whatever
+ * it says.  Anything malformed closes that connection with a (rate-limited)
+ * warning: the primary must survive any bytes a worker sends.
  */
 #include "control.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -21,26 +23,50 @@
 #include "rr.h"
 #include "sockets.h"
 
-struct conn {
+/* Requests (or attaches) handled per readable event, so one chatty
+ * process cannot starve the loop. */
+#define BATCH 16
+
+struct conn;
+
+/* A worker: the launcher's end of its attach socket, its connections. */
+struct wroot {
 	uv_poll_t poll;
 	struct cz_control *c;
+	struct wroot *next;
+	struct conn *conns;
+	uint32_t worker_id;
+	int fd;           /* -1 once no process of the worker holds its end */
+	unsigned nconns;
+	unsigned nchans;
+};
+
+/* What a connection acquired on one key: released when it goes. */
+struct acq {
+	uint32_t key;
+	unsigned holds;
+	unsigned listens;
+};
+
+struct conn {
+	uv_poll_t poll;
+	struct wroot *w;
 	struct conn *next;
 	int fd;
-	int pid; /* SO_PEERCRED */
-	uint32_t worker_id;
+	int pid; /* SO_PEERCRED: the process that made the socketpair */
 	bool hello;
+	struct acq *acq;
+	unsigned nacq, acq_cap;
 };
 
 struct cz_control {
-	uv_poll_t poll; /* the listening socket */
 	uv_loop_t *loop;
 	enum cz_mode mode;
 	struct cz_control_events ev;
-	int fd;
-	char name[64];
-	struct conn *conns;
+	struct wroot *workers;
 	struct cz_sockets *sockets;
 	struct cz_rr *rr;
+	bool destroying;
 };
 
 /* Any request; aligned for every message type. */
@@ -53,22 +79,120 @@ union msg {
 	char buf[CZ_MSG_MAX];
 };
 
-/* --- connections ---------------------------------------------------------- */
+static struct wroot *worker_find(const struct cz_control *c, uint32_t id)
+{
+	struct wroot *w;
+
+	for (w = c->workers; w != NULL && w->worker_id != id; w = w->next) {
+	}
+	return w;
+}
+
+/* --- what a connection acquired -------------------------------------------- */
+
+static struct acq *acq_find(const struct conn *k, uint32_t key)
+{
+	unsigned i;
+
+	for (i = 0; i < k->nacq; i++) {
+		if (k->acq[i].key == key) {
+			return &k->acq[i];
+		}
+	}
+	return NULL;
+}
+
+/* Counts `holds` and `listens` more on `key` for `k`; 0 or -ENOMEM. */
+static int acq_add(struct conn *k, uint32_t key, unsigned holds,
+	unsigned listens)
+{
+	struct acq *a = acq_find(k, key);
+
+	if (a == NULL) {
+		if (k->nacq == k->acq_cap) {
+			unsigned cap = k->acq_cap ? k->acq_cap * 2 : 4;
+			void *p = realloc(k->acq, cap * sizeof(*k->acq));
+
+			if (p == NULL) {
+				return -ENOMEM;
+			}
+			k->acq = p;
+			k->acq_cap = cap;
+		}
+		a = &k->acq[k->nacq++];
+		*a = (struct acq){ .key = key };
+	}
+	a->holds += holds;
+	a->listens += listens;
+	return 0;
+}
+
+/*
+ * One hold (and a listen) on `key` was released: off the books of `k`, or
+ * of another connection of the worker (a hold taken by a process that
+ * forked, released by the child that kept the socket).
+ */
+static void acq_release(struct conn *k, uint32_t key, bool listened)
+{
+	struct acq *a = acq_find(k, key);
+	struct conn *o;
+
+	for (o = k->w->conns; a == NULL && o != NULL; o = o->next) {
+		a = acq_find(o, key);
+		k = o;
+	}
+	if (a == NULL) {
+		return;
+	}
+	a->holds -= a->holds > 0;
+	a->listens -= listened && a->listens > 0;
+	if (a->holds == 0 && a->listens == 0) {
+		*a = k->acq[--k->nacq];
+	}
+}
+
+/* Gives back everything `k` acquired: no process that could use it is left. */
+static void acq_abandon(struct conn *k)
+{
+	struct cz_control *c = k->w->c;
+	unsigned i;
+
+	cz_rr_owner_gone(c->rr, k);
+	for (i = 0; i < k->nacq; i++) {
+		struct cz_key *key = cz_sockets_find(c->sockets, k->acq[i].key);
+
+		if (key != NULL) {
+			cz_sockets_abandon(c->sockets, key, k->w->worker_id,
+				k->acq[i].holds, k->acq[i].listens);
+		}
+	}
+	k->nacq = 0;
+}
+
+/* --- connections ----------------------------------------------------------- */
 
 static void on_conn_closed(uv_handle_t *h)
 {
-	free(h->data);
+	struct conn *k = h->data;
+
+	free(k->acq);
+	free(k);
 }
 
-static void conn_close(struct conn *k)
+/* Closes `k`; with `release`, what it acquired goes too. */
+static void conn_close(struct conn *k, bool release)
 {
 	struct conn **pp;
 
-	for (pp = &k->c->conns; *pp != NULL; pp = &(*pp)->next) {
+	for (pp = &k->w->conns; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == k) {
 			*pp = k->next;
 			break;
 		}
+	}
+	k->w->nconns--;
+	if (release) {
+		acq_abandon(k);
 	}
 	uv_close((uv_handle_t *)&k->poll, on_conn_closed);
 	close(k->fd);
@@ -76,9 +200,9 @@ static void conn_close(struct conn *k)
 
 static void conn_drop(struct conn *k, const char *why)
 {
-	cz_log_peer(k->worker_id, CZ_LOG_WARN, "control connection from pid %d "
-		"(worker %u): %s: closing it", k->pid, k->worker_id, why);
-	conn_close(k);
+	cz_log_peer(k->w->worker_id, CZ_LOG_WARN, "worker %u: control connection "
+		"from pid %d: %s: closing it", k->w->worker_id, k->pid, why);
+	conn_close(k, true);
 }
 
 /* Sends `r`, with `fd` attached unless it is < 0. */
@@ -127,31 +251,31 @@ static void emit_listening(struct conn *k, const struct cz_key *key)
 {
 	char a[CZ_ADDR_STRLEN];
 
-	if (k->c->ev.listening == NULL) {
+	if (k->w->c->ev.listening == NULL) {
 		return;
 	}
 	cz_addr_format((const void *)&key->bound, key->bound_len, key->type,
 		a, sizeof(a));
-	k->c->ev.listening(k->c->ev.data, k->worker_id, k->pid, a);
+	k->w->c->ev.listening(k->w->c->ev.data, k->w->worker_id, k->pid, a);
 }
 
-/* --- requests ------------------------------------------------------------- */
+/* --- requests -------------------------------------------------------------- */
 
 static int on_hello(struct conn *k, const union msg *m)
 {
+	struct cz_control *c = k->w->c;
 	struct cz_msg_reply r;
 
 	if (k->hello) {
 		return -EPROTO;
 	}
 	k->hello = true;
-	k->worker_id = m->hello.worker_id;
-	if (k->c->ev.hello != NULL) {
+	if (c->ev.hello != NULL) {
 		char exe[4 * sizeof(m->hello.exe)];
 
 		cz_escape_str(exe, sizeof(exe), m->hello.exe);
-		k->c->ev.hello(k->c->ev.data, k->worker_id, k->pid,
-			m->hello.flags, exe);
+		c->ev.hello(c->ev.data, k->w->worker_id, k->pid, m->hello.flags,
+			exe);
 	}
 	reply_init(&r, m, 0);
 	return conn_reply(k, &r, -1);
@@ -159,17 +283,21 @@ static int on_hello(struct conn *k, const union msg *m)
 
 static int on_bind(struct conn *k, const union msg *m)
 {
-	struct cz_control *c = k->c;
+	struct cz_control *c = k->w->c;
+	uint32_t wid = k->w->worker_id;
 	struct cz_msg_reply r;
 	struct cz_key *key = NULL;
-	int err = cz_sockets_bind(c->sockets, k->worker_id, &m->bind, &key);
+	int err = cz_sockets_bind(c->sockets, wid, &m->bind, &key);
 
+	if (err == 0 && acq_add(k, key->id, 1, key->type == SOCK_DGRAM) < 0) {
+		cz_sockets_release(c->sockets, key, wid, false);
+		err = -ENOMEM;
+	}
 	reply_init(&r, m, err);
 	if (err < 0) {
 		char a[CZ_ADDR_STRLEN];
 
-		cz_log_peer(k->worker_id, CZ_LOG_DEBUG, "worker %u: bind %s: %s",
-			k->worker_id,
+		cz_log_peer(wid, CZ_LOG_DEBUG, "worker %u: bind %s: %s", wid,
 			cz_addr_format((const void *)&m->bind.addr.ss,
 				m->bind.addr.len, m->bind.type, a, sizeof(a)),
 			strerror(-err));
@@ -178,7 +306,8 @@ static int on_bind(struct conn *k, const union msg *m)
 	reply_bound(&r, key);
 	err = conn_reply(k, &r, key->type == SOCK_DGRAM ? key->fd : -1);
 	if (err < 0) {
-		cz_sockets_release(c->sockets, key, k->worker_id, false);
+		acq_release(k, key->id, key->type == SOCK_DGRAM);
+		cz_sockets_release(c->sockets, key, wid, false);
 		return err;
 	}
 	if (key->type == SOCK_DGRAM) {
@@ -196,15 +325,34 @@ static void key_closing(void *data, struct cz_key *key)
 	}
 }
 
-/* Opens an rr channel on `key` for the worker; returns its fd or -errno. */
+/* A channel went: it no longer counts against its worker's limit. */
+static void chan_closed(void *data, uint32_t worker_id, void *owner)
+{
+	struct cz_control *c = data;
+	struct conn *k = owner;
+
+	(void)worker_id;
+	if (!c->destroying && k != NULL && k->w->nchans > 0) {
+		k->w->nchans--;
+	}
+}
+
+/* Opens an rr channel on `key` for `k`; returns its fd or -errno. */
 static int open_channel(struct conn *k, struct cz_key *key, uint32_t *chan)
 {
-	struct cz_control *c = k->c;
-	int err;
+	struct cz_control *c = k->w->c;
+	int fd;
 
+	if (k->w->nchans >= CZ_MAX_CHANNELS) {
+		cz_log_peer(k->w->worker_id, CZ_LOG_WARN, "worker %u: listen: "
+			"%u channels open already: refused with ENOBUFS",
+			k->w->worker_id, k->w->nchans);
+		return -ENOBUFS;
+	}
 	if (key->data == NULL) {
 		char a[CZ_ADDR_STRLEN];
 		struct cz_rr_listener *l;
+		int err;
 
 		cz_addr_format((const void *)&key->bound, key->bound_len,
 			key->type, a, sizeof(a));
@@ -214,29 +362,69 @@ static int open_channel(struct conn *k, struct cz_key *key, uint32_t *chan)
 		}
 		key->data = l;
 	}
-	return cz_rr_chan_open(key->data, k->worker_id, chan);
+	fd = cz_rr_chan_open(key->data, k->w->worker_id, k, chan);
+	if (fd >= 0) {
+		k->w->nchans++;
+	}
+	return fd;
+}
+
+/*
+ * The mode a LISTEN of `key` gets.  A socket the app sends elsewhere
+ * (CZ_LISTEN_F_SHARED) must be the socket itself; in rr that key is then
+ * shared for good, so the primary never accepts on a socket a worker
+ * holds; one the primary accepts on already cannot be given out.
+ */
+static int listen_mode(struct conn *k, struct cz_key *key, uint32_t flags,
+	enum cz_mode *mode)
+{
+	struct cz_control *c = k->w->c;
+
+	*mode = c->mode;
+	if (key->shared) {
+		*mode = CZ_MODE_SHARED;
+	} else if ((flags & CZ_LISTEN_F_SHARED) && c->mode == CZ_MODE_RR) {
+		if (key->data != NULL) {
+			return -EADDRINUSE;
+		}
+		key->shared = true;
+		*mode = CZ_MODE_SHARED;
+		cz_log_peer(k->w->worker_id, CZ_LOG_DEBUG, "worker %u: key %u is "
+			"shared from now on: the worker sends the socket itself",
+			k->w->worker_id, key->id);
+	}
+	return 0;
 }
 
 static int on_listen(struct conn *k, const union msg *m)
 {
-	struct cz_control *c = k->c;
+	struct cz_control *c = k->w->c;
+	uint32_t wid = k->w->worker_id;
 	struct cz_key *key = cz_sockets_find(c->sockets, m->listen.key);
+	unsigned before = cz_sockets_listen_count(c->sockets, wid);
 	struct cz_msg_reply r;
+	enum cz_mode mode = c->mode;
 	uint32_t chan = 0;
 	int err = -EBADF, fd = -1;
-	/* A socket about to be sent elsewhere must be the socket itself. */
-	enum cz_mode mode = (m->listen.flags & CZ_LISTEN_F_SHARED) ?
-		CZ_MODE_SHARED : c->mode;
 
-	if (key != NULL) {
-		err = cz_sockets_listen(c->sockets, key, k->worker_id,
-			m->listen.backlog,
+	if (key != NULL && cz_sockets_holds(key, wid) > 0) {
+		err = listen_mode(k, key, m->listen.flags, &mode);
+	}
+	if (err == 0) {
+		err = cz_sockets_listen(c->sockets, key, wid, m->listen.backlog,
 			m->listen.nonblock != 0, &m->listen.opts);
 	}
 	if (err == 0 && mode == CZ_MODE_RR) {
 		err = fd = open_channel(k, key, &chan);
 	} else if (err == 0) {
 		fd = key->fd;
+	}
+	if (err >= 0 && acq_add(k, key->id, 0,
+		    cz_sockets_listen_count(c->sockets, wid) - before) < 0) {
+		err = -ENOMEM;
+		if (chan != 0) {
+			cz_rr_chan_close(c->rr, chan, wid);
+		}
 	}
 	reply_init(&r, m, err < 0 ? err : 0);
 	if (err < 0) {
@@ -248,7 +436,7 @@ static int on_listen(struct conn *k, const union msg *m)
 	err = conn_reply(k, &r, fd);
 	if (err < 0) {
 		if (chan != 0) {
-			cz_rr_chan_close(c->rr, chan, k->worker_id);
+			cz_rr_chan_close(c->rr, chan, wid);
 		}
 		return err;
 	}
@@ -258,20 +446,22 @@ static int on_listen(struct conn *k, const union msg *m)
 
 static int on_release(struct conn *k, const union msg *m)
 {
-	struct cz_control *c = k->c;
+	struct cz_control *c = k->w->c;
+	uint32_t wid = k->w->worker_id;
 	struct cz_key *key = cz_sockets_find(c->sockets, m->release.key);
 	struct cz_msg_reply r;
 	bool listened;
 	int err = -ENOENT;
 
 	if (m->release.channel != 0) {
-		err = cz_rr_chan_close(c->rr, m->release.channel, k->worker_id);
+		err = cz_rr_chan_close(c->rr, m->release.channel, wid);
 	}
 	if (key != NULL) {
 		listened = m->release.channel != 0 ||
-			   (c->mode == CZ_MODE_SHARED && key->listening);
-		err = cz_sockets_release(c->sockets, key, k->worker_id,
-			listened);
+			   ((c->mode == CZ_MODE_SHARED || key->shared) &&
+			    key->listening);
+		acq_release(k, key->id, listened);
+		err = cz_sockets_release(c->sockets, key, wid, listened);
 	}
 	reply_init(&r, m, err < 0 ? err : 0);
 	return conn_reply(k, &r, -1);
@@ -296,6 +486,42 @@ static int dispatch(struct conn *k, const union msg *m, int type)
 	}
 }
 
+/*
+ * recvmsg() returned 0 on a SOCK_SEQPACKET socket: the peer is gone, or
+ * it sent an empty message.  Only the first means the end.
+ */
+static bool peer_gone(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP));
+}
+
+/* Closes every fd that came with `mh`; returns how many. */
+static unsigned close_fds(struct msghdr *mh, int *first)
+{
+	struct cmsghdr *cm;
+	unsigned count = 0;
+
+	for (cm = CMSG_FIRSTHDR(mh); cm != NULL; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) {
+			continue;
+		}
+		for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		     i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (count++ == 0 && first != NULL) {
+				*first = fd;
+			} else {
+				close(fd);
+			}
+		}
+	}
+	return count;
+}
+
 /* Receives one request; 1 = handled, 0 = nothing more, -1 = closed. */
 static int conn_recv_one(struct conn *k)
 {
@@ -318,27 +544,19 @@ static int conn_recv_one(struct conn *k)
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 		return 0;
 	}
-	if (n <= 0) {
-		/* The process exited or exec'd (our fd is close-on-exec). */
-		cz_log_peer(k->worker_id, CZ_LOG_DEBUG,
-			"control connection from pid %d closed",
-			k->pid);
-		conn_close(k);
+	if (n == 0 && !peer_gone(k->fd)) {
+		conn_drop(k, "empty message");
 		return -1;
 	}
-	if (mh.msg_controllen != 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-
-		for (; cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
-			if (cm->cmsg_type == SCM_RIGHTS) {
-				int *fds = (int *)(void *)CMSG_DATA(cm);
-				size_t i, nf = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-				for (i = 0; i < nf; i++) {
-					close(fds[i]);
-				}
-			}
-		}
+	if (n <= 0) {
+		/* The process and every child that kept its connection have
+		 * exited or exec'd: nothing it acquired is in use any more. */
+		cz_log_peer(k->w->worker_id, CZ_LOG_DEBUG, "worker %u: control "
+			"connection from pid %d closed", k->w->worker_id, k->pid);
+		conn_close(k, true);
+		return -1;
+	}
+	if (close_fds(&mh, NULL) > 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
 		conn_drop(k, "unexpected message (truncated or with fds)");
 		return -1;
 	}
@@ -369,124 +587,208 @@ static void on_conn(uv_poll_t *h, int status, int events)
 		conn_drop(k, uv_strerror(status));
 		return;
 	}
-	/* Bounded, so one chatty process cannot starve the loop. */
-	for (i = 0; i < 16; i++) {
+	for (i = 0; i < BATCH; i++) {
 		if (conn_recv_one(k) <= 0) {
 			return;
 		}
 	}
 }
 
-/* --- the listening socket ------------------------------------------------- */
+/* --- attach sockets -------------------------------------------------------- */
 
-static bool peer_allowed(const struct cz_control *c, int fd, int *pid)
+/* A control connection must be a connected unix SOCK_SEQPACKET socket. */
+static bool conn_socket_ok(int fd, int *pid)
 {
 	struct ucred cr;
-	socklen_t len = sizeof(cr);
+	socklen_t len = sizeof(int);
+	int domain = 0, type = 0, listening = 1;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
+	    (len = sizeof(int),
+	     getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len)) < 0 ||
+	    (len = sizeof(int),
+	     getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len)) < 0 ||
+	    domain != AF_UNIX || type != SOCK_SEQPACKET || listening) {
 		return false;
 	}
-	*pid = cr.pid;
-	if (!cz_sockets_uid_allowed(c->sockets, cr.uid)) {
-		cz_log_peer(CZ_LOG_PEER_UNKNOWN, CZ_LOG_WARN,
-			"control connection from pid %d (uid %u) "
-			"refused: not our user", (int)cr.pid, (unsigned)cr.uid);
-		return false;
-	}
+	len = sizeof(cr);
+	*pid = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 ?
+		(int)cr.pid : 0;
 	return true;
 }
 
-static void conn_add(struct cz_control *c, int fd, int pid)
+static void conn_add(struct wroot *w, int fd, int pid)
 {
 	struct conn *k = calloc(1, sizeof(*k));
 
-	if (k == NULL || uv_poll_init(c->loop, &k->poll, fd) < 0) {
+	if (k == NULL || uv_poll_init(w->c->loop, &k->poll, fd) < 0) {
 		free(k);
 		close(fd);
 		return;
 	}
 	k->poll.data = k;
-	k->c = c;
+	k->w = w;
 	k->fd = fd;
 	k->pid = pid;
-	k->next = c->conns;
-	c->conns = k;
+	k->next = w->conns;
+	w->conns = k;
+	w->nconns++;
 	uv_poll_start(&k->poll, UV_READABLE, on_conn);
 }
 
-static void on_accept(uv_poll_t *h, int status, int events)
+/* Nothing more will come from the attach socket (or it broke). */
+static void root_done(struct wroot *w, const char *why)
 {
-	struct cz_control *c = h->data;
-	int fd, pid = 0, i;
+	if (why != NULL) {
+		cz_log_peer(w->worker_id, CZ_LOG_WARN, "worker %u: attach "
+			"socket: %s: no more processes of it can attach",
+			w->worker_id, why);
+	} else {
+		cz_log(CZ_LOG_DEBUG, "worker %u: no process holds its attach "
+			"socket any more", w->worker_id);
+	}
+	uv_poll_stop(&w->poll);
+	close(w->fd);
+	w->fd = -1;
+}
+
+/* Takes one ATTACH; 1 = go on, 0 = nothing more, -1 = the socket is done. */
+static int root_recv_one(struct wroot *w)
+{
+	union msg m;
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+	} u;
+	struct iovec iov = { m.buf, sizeof(m.buf) };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = u.buf, .msg_controllen = sizeof(u.buf),
+	};
+	int fd = -1, pid = 0;
+	unsigned nfds;
+	ssize_t n = recvmsg(w->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+	if (n < 0) {
+		if (errno == EINTR) {
+			return 1;
+		}
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			return 0;
+		}
+		root_done(w, strerror(errno));
+		return -1;
+	}
+	if (n == 0 && peer_gone(w->fd)) {
+		root_done(w, NULL);
+		return -1;
+	}
+	nfds = close_fds(&mh, &fd);
+	if (mh.msg_flags & MSG_CTRUNC) {
+		/* The kernel dropped the fd: the process sees its connection
+		 * closed and fails its call; the message is consumed, so
+		 * nothing spins. */
+		cz_log_peer(w->worker_id, CZ_LOG_WARN, "worker %u: attach refused: "
+			"the launcher is out of file descriptors", w->worker_id);
+	} else if (cz_proto_check(m.buf, (size_t)n) != CZ_MSG_ATTACH ||
+		   nfds != 1 || !conn_socket_ok(fd, &pid)) {
+		cz_log_peer(w->worker_id, CZ_LOG_WARN, "worker %u: attach socket: "
+			"not an ATTACH with one unix SOCK_SEQPACKET socket: dropped",
+			w->worker_id);
+	} else if (w->nconns >= CZ_MAX_CONNS) {
+		cz_log_peer(w->worker_id, CZ_LOG_WARN, "worker %u: attach from "
+			"pid %d refused: %u processes attached already",
+			w->worker_id, pid, w->nconns);
+	} else {
+		conn_add(w, fd, pid);
+		return 1;
+	}
+	if (fd >= 0) {
+		close(fd);
+	}
+	return 1;
+}
+
+static void on_root(uv_poll_t *h, int status, int events)
+{
+	struct wroot *w = h->data;
+	int i;
 
 	(void)events;
 	if (status < 0) {
-		cz_log(CZ_LOG_WARN, "control socket: poll: %s", uv_strerror(status));
+		root_done(w, uv_strerror(status));
 		return;
 	}
-	for (i = 0; i < 64; i++) {
-		fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED) {
-				continue;
-			}
-			if (errno != EAGAIN && errno != EWOULDBLOCK) {
-				cz_log(CZ_LOG_WARN, "control socket: accept: %s",
-					strerror(errno));
-			}
+	for (i = 0; i < BATCH; i++) {
+		if (root_recv_one(w) <= 0) {
 			return;
 		}
-		if (!peer_allowed(c, fd, &pid)) {
-			close(fd);
-			continue;
-		}
-		conn_add(c, fd, pid);
 	}
 }
 
-static void make_name(char *buf, size_t size)
+int cz_control_worker_open(struct cz_control *c, uint32_t worker_id,
+	int *child_fd)
 {
-	uint64_t r = 0;
+	struct wroot *w;
+	int sv[2], err;
 
-	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		r ^= (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^
-		     (uint64_t)ts.tv_sec;
+	if (worker_find(c, worker_id) != NULL) {
+		return -EEXIST;
 	}
-	snprintf(buf, size, "clusterize-%d-%016llx", (int)getpid(),
-		(unsigned long long)r);
-}
-
-static int listen_socket(struct cz_control *c)
-{
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	size_t n = strlen(c->name);
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-
-	if (fd < 0) {
-		return -errno;
+	w = calloc(1, sizeof(*w));
+	if (w == NULL) {
+		return -ENOMEM;
 	}
-	/* Abstract: sun_path[0] stays NUL; no file to clean up. */
-	memcpy(sun.sun_path + 1, c->name, n);
-	if (bind(fd, (struct sockaddr *)&sun,
-		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)) < 0 ||
-	    listen(fd, SOMAXCONN) < 0) {
-		int err = -errno;
-
-		close(fd);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		err = -errno;
+		free(w);
 		return err;
 	}
-	c->fd = fd;
+	/* uv_poll_init makes the launcher's end non-blocking. */
+	err = uv_poll_init(c->loop, &w->poll, sv[0]);
+	if (err < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		free(w);
+		return err;
+	}
+	w->poll.data = w;
+	w->c = c;
+	w->fd = sv[0];
+	w->worker_id = worker_id;
+	w->next = c->workers;
+	c->workers = w;
+	uv_poll_start(&w->poll, UV_READABLE, on_root);
+	*child_fd = sv[1];
 	return 0;
 }
 
-static void on_control_closed(uv_handle_t *h)
+static void on_root_closed(uv_handle_t *h)
 {
 	free(h->data);
 }
+
+/* Closes the worker's attach socket and connections (releasing nothing). */
+static void worker_close(struct cz_control *c, struct wroot *w)
+{
+	struct wroot **pp;
+
+	for (pp = &c->workers; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	}
+	while (w->conns != NULL) {
+		conn_close(w->conns, false);
+	}
+	uv_close((uv_handle_t *)&w->poll, on_root_closed);
+	if (w->fd >= 0) {
+		close(w->fd);
+	}
+}
+
+/* --- the control ----------------------------------------------------------- */
 
 int cz_control_create(uv_loop_t *loop, enum cz_mode mode,
 	const struct cz_control_events *ev, struct cz_control **out)
@@ -499,39 +801,21 @@ int cz_control_create(uv_loop_t *loop, enum cz_mode mode,
 	}
 	c->loop = loop;
 	c->mode = mode;
-	c->fd = -1;
 	if (ev != NULL) {
 		c->ev = *ev;
 	}
-	make_name(c->name, sizeof(c->name));
-	err = listen_socket(c);
-	if (err == 0) {
-		err = cz_sockets_create(key_closing, c, &c->sockets);
-	}
+	err = cz_sockets_create(key_closing, c, &c->sockets);
 	if (err == 0) {
 		err = cz_rr_create(loop, &c->rr);
 	}
-	if (err == 0) {
-		err = uv_poll_init(loop, &c->poll, c->fd);
-	}
 	if (err < 0) {
 		cz_sockets_destroy(c->sockets);
-		cz_rr_destroy(c->rr);
-		if (c->fd >= 0) {
-			close(c->fd);
-		}
 		free(c);
 		return err;
 	}
-	c->poll.data = c;
-	uv_poll_start(&c->poll, UV_READABLE, on_accept);
+	cz_rr_set_chan_closed(c->rr, chan_closed, c);
 	*out = c;
 	return 0;
-}
-
-const char *cz_control_name(const struct cz_control *c)
-{
-	return c->name;
 }
 
 void cz_control_worker_stopping(struct cz_control *c, uint32_t worker_id)
@@ -543,11 +827,17 @@ void cz_control_worker_stopping(struct cz_control *c, uint32_t worker_id)
 
 void cz_control_worker_exited(struct cz_control *c, uint32_t worker_id)
 {
+	struct wroot *w;
+
 	if (c == NULL) {
 		return;
 	}
 	cz_rr_worker_exited(c->rr, worker_id);
 	cz_sockets_worker_exited(c->sockets, worker_id);
+	w = worker_find(c, worker_id);
+	if (w != NULL) {
+		worker_close(c, w);
+	}
 }
 
 unsigned cz_control_listen_count(const struct cz_control *c,
@@ -627,12 +917,12 @@ void cz_control_destroy(struct cz_control *c)
 	if (c == NULL) {
 		return;
 	}
-	while (c->conns != NULL) {
-		conn_close(c->conns);
+	c->destroying = true;
+	while (c->workers != NULL) {
+		worker_close(c, c->workers);
 	}
 	/* Keys first: closing one destroys its rr listener. */
 	cz_sockets_destroy(c->sockets);
 	cz_rr_destroy(c->rr);
-	uv_close((uv_handle_t *)&c->poll, on_control_closed);
-	close(c->fd);
+	free(c);
 }

@@ -1,12 +1,16 @@
 /*
- * The primary's side of the shim protocol (shim/proto.h): the control
- * socket the workers' shims connect to, the registry of listening sockets
- * (sockets.h) and the round-robin dispatcher (rr.h).
+ * The primary's side of the shim protocol (shim/proto.h): each worker's
+ * attach socket and the control connections its processes attach through
+ * it, the registry of listening sockets (sockets.h) and the round-robin
+ * dispatcher (rr.h).
  *
- * The supervisor (workers.c) creates one cz_control, exports its name to
- * every worker as CLUSTERIZE_CONTROL, and tells it when a worker stops or
- * exits.  The control reports hello and listening events back through
- * struct cz_control_events.
+ * The supervisor (workers.c) creates one cz_control, opens an attach
+ * socket for each worker before forking it (cz_control_worker_open; the
+ * child's end goes to $CLUSTERIZE_CONTROL_FD), and tells it when a worker
+ * stops or exits.  A connection speaks for the worker whose attach socket
+ * brought it, and nothing else; what it acquired goes when it closes.  The
+ * control reports hello and listening events back through struct
+ * cz_control_events.
  */
 #ifndef CZ_LAUNCHER_CONTROL_H
 #define CZ_LAUNCHER_CONTROL_H
@@ -38,16 +42,22 @@ struct cz_control_events {
 };
 
 /*
- * Creates the control socket (an abstract unix SOCK_SEQPACKET address with
- * a random name) and starts serving it on `loop`.  `mode` is the scheduling
- * policy for stream listeners (datagram sockets are always shared).
- * Returns 0 or a negative errno.
+ * Creates the control on `loop`.  `mode` is the scheduling policy for
+ * stream listeners (datagram sockets are always shared).  Returns 0 or a
+ * negative errno.
  */
 int cz_control_create(uv_loop_t *loop, enum cz_mode mode,
 	const struct cz_control_events *ev, struct cz_control **out);
 
-/* The name to put in CLUSTERIZE_CONTROL (without the leading NUL). */
-const char *cz_control_name(const struct cz_control *c);
+/*
+ * Makes worker `worker_id`'s attach socket (a unix SOCK_SEQPACKET
+ * socketpair) and serves the launcher's end.  *child_fd gets the worker's
+ * end (close-on-exec: the child dup2()s it to its fixed number; the caller
+ * closes it after the fork).  Every process holding that end speaks for
+ * the worker, until cz_control_worker_exited().  0 or -errno.
+ */
+int cz_control_worker_open(struct cz_control *c, uint32_t worker_id,
+	int *child_fd);
 
 /*
  * Worker `worker_id` is about to be stopped: stop routing new connections
@@ -57,9 +67,10 @@ const char *cz_control_name(const struct cz_control *c);
 void cz_control_worker_stopping(struct cz_control *c, uint32_t worker_id);
 
 /*
- * Worker `worker_id` has exited: forget its processes and channels; every
- * connection queued for it and not taken goes to another worker (or waits
- * for one).  Its listening sockets stay open for the next worker.
+ * Worker `worker_id` has exited (or was never started): close its attach
+ * socket and connections, forget its holds and channels; every connection
+ * queued for it and not taken goes to another worker (or waits for one).
+ * Its listening sockets stay open for the next worker.
  */
 void cz_control_worker_exited(struct cz_control *c, uint32_t worker_id);
 
@@ -108,11 +119,10 @@ void cz_control_each_listener(const struct cz_control *c,
 int cz_control_adopt(struct cz_control *c, int fd);
 
 /*
- * Workers run as `ids` (--user; kept, it must outlive `c`): accept their
- * control connections, and bind for them only what an unprivileged
- * process could (ports >= 1024, plus the `n` addresses in `allow`:
- * "[HOST]:PORT", an empty HOST means any address; unix socket files are
- * made as the workers' user, see unixsock.h).  A denied bind gets the
+ * Workers run as `ids` (--user; kept, it must outlive `c`): bind for them
+ * only what an unprivileged process could (ports >= 1024, plus the `n`
+ * addresses in `allow`: "[HOST]:PORT", an empty HOST means any address;
+ * unix socket files are made as the workers' user, see unixsock.h).  A denied bind gets the
  * errno the worker would have got (EACCES, ...); a privileged port, a
  * warning naming the worker and the address.
  */

@@ -14,6 +14,7 @@
 struct rr_chan {
 	uv_poll_t poll; /* readable primary end: ACK/NACK */
 	struct cz_rr_listener *l;
+	void *owner;
 	uint32_t id;
 	uint32_t worker_id;
 	int fd;  /* primary end, non-blocking */
@@ -55,6 +56,8 @@ struct cz_rr {
 	uint64_t fake_now;
 	struct rr_count *counts;
 	unsigned ncounts, counts_cap;
+	cz_rr_chan_closed_fn *chan_closed;
+	void *chan_closed_data;
 };
 
 static uint64_t now_ms(const struct cz_rr *rr)
@@ -353,6 +356,10 @@ static void chan_destroy(struct rr_chan *ch, enum chan_end why)
 	uv_close((uv_handle_t *)&ch->poll, on_chan_closed);
 	close_fd(ch->fd);
 	close_fd(ch->wfd);
+	if (l->rr->chan_closed != NULL) {
+		l->rr->chan_closed(l->rr->chan_closed_data, ch->worker_id,
+			ch->owner);
+	}
 }
 
 static int chans_grow(struct cz_rr_listener *l)
@@ -374,7 +381,7 @@ static int chans_grow(struct cz_rr_listener *l)
 }
 
 int cz_rr_chan_open(struct cz_rr_listener *l, uint32_t worker_id,
-	uint32_t *id)
+	void *owner, uint32_t *id)
 {
 	struct rr_chan *ch;
 	int sv[2], err;
@@ -403,6 +410,7 @@ int cz_rr_chan_open(struct cz_rr_listener *l, uint32_t worker_id,
 	ch->fd = sv[0];
 	ch->wfd = sv[1];
 	ch->worker_id = worker_id;
+	ch->owner = owner;
 	cz_rr_inflight_init(&ch->fl);
 	ch->fl.wait = &l->stats.wait;
 	ch->id = ++l->rr->next_chan_id;
@@ -470,6 +478,21 @@ static void chan_stop(struct rr_chan *ch)
 static void chan_gone(struct rr_chan *ch)
 {
 	chan_destroy(ch, CHAN_DEAD);
+}
+
+void cz_rr_owner_gone(struct cz_rr *rr, void *owner)
+{
+	struct cz_rr_listener *l;
+	unsigned i;
+
+	for (l = rr->listeners; l != NULL; l = l->next) {
+		for (i = l->nchans; i-- > 0;) {
+			if (l->chans[i]->owner == owner) {
+				chan_destroy(l->chans[i], CHAN_DEAD);
+			}
+		}
+		drain(l);
+	}
 }
 
 void cz_rr_worker_stopping(struct cz_rr *rr, uint32_t worker_id)
@@ -749,6 +772,13 @@ void cz_rr_destroy(struct cz_rr *rr)
 		cz_rr_listener_destroy(rr->listeners);
 	}
 	uv_close((uv_handle_t *)&rr->timer, on_timer_closed);
+}
+
+void cz_rr_set_chan_closed(struct cz_rr *rr, cz_rr_chan_closed_fn *fn,
+	void *data)
+{
+	rr->chan_closed = fn;
+	rr->chan_closed_data = data;
 }
 
 void cz_rr_set_now(struct cz_rr *rr, uint64_t ms)

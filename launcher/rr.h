@@ -39,6 +39,14 @@ struct cz_rr_listener;
 
 int cz_rr_create(uv_loop_t *loop, struct cz_rr **out);
 
+/*
+ * Called whenever a channel goes (released, its owner or worker gone, its
+ * listener closed), with what cz_rr_chan_open() was given.
+ */
+typedef void cz_rr_chan_closed_fn(void *data, uint32_t worker_id, void *owner);
+void cz_rr_set_chan_closed(struct cz_rr *rr, cz_rr_chan_closed_fn *fn,
+	void *data);
+
 /* Closes every listener and channel; memory is freed by the loop. */
 void cz_rr_destroy(struct cz_rr *rr);
 
@@ -54,18 +62,26 @@ int cz_rr_listener_create(struct cz_rr *rr, int fd, bool conn_nonblock,
 void cz_rr_listener_destroy(struct cz_rr_listener *l);
 
 /*
- * Opens a channel to worker `worker_id`.  Returns the worker's end (to be
- * sent to the worker; the dispatcher keeps it open and owns it) and sets
- * *id, or returns a negative errno.
+ * Opens a channel to worker `worker_id` for `owner` (the control
+ * connection that asked; see cz_rr_owner_gone).  Returns the worker's end
+ * (to be sent to the worker; the dispatcher keeps it open and owns it) and
+ * sets *id, or returns a negative errno.
  */
 int cz_rr_chan_open(struct cz_rr_listener *l, uint32_t worker_id,
-	uint32_t *id);
+	void *owner, uint32_t *id);
 
 /*
  * Closes channel `id` of worker `worker_id` (the worker released it):
  * connections it did not take go to other channels.  -ENOENT if unknown.
  */
 int cz_rr_chan_close(struct cz_rr *rr, uint32_t id, uint32_t worker_id);
+
+/*
+ * No process that could read `owner`'s channels is left: they leave the
+ * rotation at once, and what they hold goes to other channels, as for a
+ * worker that exited.
+ */
+void cz_rr_owner_gone(struct cz_rr *rr, void *owner);
 
 /* Stop routing to the worker's channels; requeue what it did not take. */
 void cz_rr_worker_stopping(struct cz_rr *rr, uint32_t worker_id);

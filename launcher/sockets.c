@@ -634,12 +634,6 @@ int cz_sockets_set_policy(struct cz_sockets *s, uid_t uid,
 	return 0;
 }
 
-bool cz_sockets_uid_allowed(const struct cz_sockets *s, uid_t uid)
-{
-	return uid == 0 || uid == getuid() || uid == geteuid() ||
-	       (s->policy.set && uid == s->policy.uid);
-}
-
 static bool allowed_port(const struct policy *p, const struct cz_msg_bind *m,
 	int port)
 {

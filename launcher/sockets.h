@@ -61,6 +61,8 @@ struct cz_key {
 	bool listen_seen; /* a LISTEN recorded backlog and nonblock */
 	struct cz_unixsock file; /* a unix socket file we made (unixsock.h) */
 	bool adopted;     /* inherited (socket activation): open until destroy */
+	bool shared;      /* sent to a worker in rr: the primary never accepts
+			   * on it; every LISTEN of it gets the socket */
 	int backlog;      /* the first LISTEN's */
 	bool nonblock;    /* the first LISTEN's */
 	struct cz_hold *holds; /* one per worker holding it */
@@ -187,12 +189,6 @@ int cz_sockets_set_policy(struct cz_sockets *s, uid_t uid,
  */
 void cz_sockets_set_worker_ids(struct cz_sockets *s,
 	const struct cz_spawn_ids *ids);
-
-/*
- * Whether a process of user `uid` may use the control socket: our own
- * user, root, or the workers' user set by cz_sockets_set_policy().
- */
-bool cz_sockets_uid_allowed(const struct cz_sockets *s, uid_t uid);
 
 /* Applies every option of `o` that is not CZ_OPT_UNSET to socket `fd`. */
 void cz_sockets_apply_opts(int fd, int family, int type,

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "log.h"
 #include "proto.h"
 #include "spawn.h"
@@ -115,7 +116,7 @@ void cz_spawn_free_ids(struct cz_spawn_ids *ids)
 static bool env_replaced(const char *e)
 {
 	static const char *const names[] = {
-		CZ_ENV_UNIQUE_ID "=", CZ_ENV_WORKER_ID "=", CZ_ENV_CONTROL "=",
+		CZ_ENV_UNIQUE_ID "=", CZ_ENV_WORKER_ID "=", CZ_ENV_CONTROL_FD "=",
 		"LD_PRELOAD=", "NOTIFY_SOCKET=",
 	};
 
@@ -127,7 +128,7 @@ static bool env_replaced(const char *e)
 	return false;
 }
 
-int cz_spawn_init(struct cz_spawn *sp, const char *control, const char *shim)
+int cz_spawn_init(struct cz_spawn *sp, const char *shim)
 {
 	const char *old = getenv("LD_PRELOAD");
 	size_t n = 0, k = 0;
@@ -135,9 +136,12 @@ int cz_spawn_init(struct cz_spawn *sp, const char *control, const char *shim)
 	while (environ[n] != NULL) {
 		n++;
 	}
+	sp->control_fd_no = cz_proto_high_fd(sp->nofile.rlim_cur == RLIM_INFINITY ?
+		0 : (unsigned long long)sp->nofile.rlim_cur) - 1;
 	sp->envp = calloc(n + 5, sizeof(char *));
 	if (sp->envp == NULL ||
-		asprintf(&sp->control, "%s=%s", CZ_ENV_CONTROL, control) < 0 ||
+		asprintf(&sp->control, "%s=%d", CZ_ENV_CONTROL_FD,
+			sp->control_fd_no) < 0 ||
 		asprintf(&sp->preload, "LD_PRELOAD=%s%s%s", shim,
 			old != NULL && *old != '\0' ? ":" : "",
 			old != NULL ? old : "") < 0) {
@@ -194,12 +198,30 @@ static void child_switch_ids(const struct cz_spawn_ids *ids, int errfd)
 }
 
 /*
+ * The attach socket goes to its fixed number, inheritable (dup2 clears
+ * FD_CLOEXEC); the error pipe moves out of its way first.
+ */
+static int child_pass_control(const struct cz_spawn *sp, int control_fd,
+	int *errfd)
+{
+	int no = sp->control_fd_no;
+
+	if (*errfd == no) {
+		*errfd = fcntl(*errfd, F_DUPFD_CLOEXEC, 3);
+	}
+	if (control_fd == no) {
+		return fcntl(no, F_SETFD, 0);
+	}
+	return dup2(control_fd, no) < 0 ? -1 : 0;
+}
+
+/*
  * In the forked child: only async-signal-safe calls until exec.  Handlers
  * are reset before the mask is opened so a pending signal cannot run the
  * launcher's libuv handler in the child.
  */
 static __attribute__((noreturn)) void child_exec(const struct cz_spawn *sp,
-	int errfd, const int out_w[2], pid_t parent)
+	int errfd, const int out_w[2], int control_fd, pid_t parent)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigset_t none;
@@ -214,6 +236,9 @@ static __attribute__((noreturn)) void child_exec(const struct cz_spawn *sp,
 	setpgid(0, 0);
 	if (out_w[0] >= 0 && (dup2(out_w[0], STDOUT_FILENO) < 0 ||
 		dup2(out_w[1], STDERR_FILENO) < 0)) {
+		child_fail(errfd, STEP_DUP2);
+	}
+	if (child_pass_control(sp, control_fd, &errfd) < 0) {
 		child_fail(errfd, STEP_DUP2);
 	}
 	child_switch_ids(sp->ids, errfd);
@@ -276,7 +301,8 @@ static int open_pipes(int r[2], int w[2])
 	return 0;
 }
 
-int cz_spawn_fork(struct cz_spawn *sp, uint32_t id, struct cz_spawn_result *r)
+int cz_spawn_fork(struct cz_spawn *sp, uint32_t id, int control_fd,
+	struct cz_spawn_result *r)
 {
 	pid_t parent = getpid();
 	int out_w[2] = { -1, -1 }, efd[2], err;
@@ -298,7 +324,7 @@ int cz_spawn_fork(struct cz_spawn *sp, uint32_t id, struct cz_spawn_result *r)
 	r->pid = fork();
 	if (r->pid == 0) {
 		close(efd[0]);
-		child_exec(sp, efd[1], out_w, parent);
+		child_exec(sp, efd[1], out_w, control_fd, parent);
 	}
 	err = errno;
 	if (r->pid > 0) {
@@ -384,16 +410,24 @@ struct cz_worker *cz_workers_spawn(struct cz_sup *s, unsigned slot,
 {
 	struct cz_spawn_result r;
 	struct cz_worker *w;
-	int rc;
+	const char *step = "attach socket";
+	int rc, cfd = -1;
 
 	if (s->state != CZ_SUP_RUNNING) {
 		snprintf(why, whylen, "stopping");
 		return NULL;
 	}
-	rc = cz_spawn_fork(&s->spawn, s->next_id, &r);
+	/* The worker's attach socket: its processes' only way to the primary. */
+	rc = cz_control_worker_open(s->control, s->next_id, &cfd);
+	if (rc == 0) {
+		step = "fork";
+		rc = cz_spawn_fork(&s->spawn, s->next_id, cfd, &r);
+		close(cfd);
+	}
 	if (rc < 0 || r.err != 0) {
+		cz_control_worker_exited(s->control, s->next_id);
 		snprintf(why, whylen, "cannot start worker %u: %s: %s",
-			s->next_id, rc < 0 ? "fork" : r.step,
+			s->next_id, rc < 0 ? step : r.step,
 			strerror(rc < 0 ? -rc : r.err));
 		if (rc == 0 && !candidate) {
 			exec_failed(s, &r);
@@ -404,6 +438,7 @@ struct cz_worker *cz_workers_spawn(struct cz_sup *s, unsigned slot,
 	if (w == NULL) {
 		/* Not tracked, so never left running. */
 		cz_workers_kill_group(r.pid);
+		cz_control_worker_exited(s->control, s->next_id);
 		snprintf(why, whylen, "out of memory");
 		return NULL;
 	}

@@ -44,15 +44,18 @@ struct cz_spawn {
 	char **envp;
 	char *control;
 	char *preload;
+	int control_fd_no;        /* where workers find their attach socket */
 	char unique_id[48];
 	char worker_id[48];
 };
 
 /*
  * Builds the workers' environment from ours: the shim first in LD_PRELOAD,
- * CLUSTERIZE_CONTROL, and without NOTIFY_SOCKET.  Returns 0 or -ENOMEM.
+ * CLUSTERIZE_CONTROL_FD, and without NOTIFY_SOCKET.  The attach socket's
+ * number is just below where the shim keeps its own fds for sp->nofile
+ * (set it first).  Returns 0 or -ENOMEM.
  */
-int cz_spawn_init(struct cz_spawn *sp, const char *control, const char *shim);
+int cz_spawn_init(struct cz_spawn *sp, const char *shim);
 
 void cz_spawn_free(struct cz_spawn *sp);
 
@@ -64,11 +67,14 @@ struct cz_spawn_result {
 };
 
 /*
- * Forks worker `id`.  Returns 0 with r->pid set, or with r->err set when
- * the child could not exec (it has been reaped), or -errno when it could
- * not fork.  With sp->pipes, r->out holds the pipes' read ends (the caller
- * owns them), else -1.
+ * Forks worker `id`, handing it `control_fd` (its end of the attach
+ * socket, still the caller's to close) at sp->control_fd_no, inheritable.
+ * Returns 0 with r->pid set, or with r->err set when the child could not
+ * exec (it has been reaped), or -errno when it could not fork.  With
+ * sp->pipes, r->out holds the pipes' read ends (the caller owns them),
+ * else -1.
  */
-int cz_spawn_fork(struct cz_spawn *sp, uint32_t id, struct cz_spawn_result *r);
+int cz_spawn_fork(struct cz_spawn *sp, uint32_t id, int control_fd,
+	struct cz_spawn_result *r);
 
 #endif

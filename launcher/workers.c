@@ -648,8 +648,7 @@ static int sup_init(struct cz_sup *s)
 	if (rc < 0) {
 		return rc;
 	}
-	rc = cz_spawn_init(&s->spawn, cz_control_name(s->control),
-		cfg->shim_path);
+	rc = cz_spawn_init(&s->spawn, cfg->shim_path);
 	if (rc < 0) {
 		cz_log(CZ_LOG_ERROR, "out of memory");
 		return rc;

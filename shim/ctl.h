@@ -1,11 +1,17 @@
 /*
- * The control connection to the primary: one SOCK_SEQPACKET connection per
- * process, to the abstract address "\0" + $CLUSTERIZE_CONTROL, kept at a
- * high CLOEXEC fd that the fd table marks internal.  Requests are
- * synchronous under a process-wide mutex, with signals blocked so that a
- * handler calling close() on a tracked fd cannot deadlock on it.  A forked
- * child never uses its parent's connection: it reconnects and says HELLO
- * again on its first request.
+ * The shim's link to the primary (shim/proto.h has the whole design).
+ *
+ * The attach socket is inherited at $CLUSTERIZE_CONTROL_FD and stays
+ * there, NOT close-on-exec, protected like the shim's other fds.  A
+ * process's control connection is a socketpair it makes and sends to the
+ * primary (ATTACH) on its first request (the worker process itself: when
+ * the shim loads), kept at a high CLOEXEC fd that the fd table marks
+ * internal.  Requests are synchronous under a process-wide mutex, with
+ * signals blocked so that a handler calling close() on a tracked fd cannot
+ * deadlock on it, and each waits at most CZ_REQUEST_TIMEOUT_MS.  A forked
+ * child never uses its parent's connection: it attaches anew, and keeps
+ * its copy of the parent's open (so the primary knows the parent's
+ * listeners may still be in use) until it exits or execs.
  */
 #ifndef CZ_SHIM_CTL_H
 #define CZ_SHIM_CTL_H
@@ -13,13 +19,15 @@
 #include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "proto.h"
 
 /*
- * Reads the environment (constructor only), connects and says hello.
- * Returns 0 when the process is a worker with a usable connection, 1 when
- * the environment does not ask for one (pass-through), or -errno.
+ * Reads the environment (constructor only) and checks the attach socket;
+ * the worker process itself attaches and says hello at once.  Returns 0
+ * when the process is a worker with a usable attach socket, 1 when the
+ * environment does not name one (pass-through), or -errno.
  */
 int cz_ctl_init(uint32_t hello_flags);
 
@@ -30,7 +38,9 @@ int cz_ctl_enabled(void);
  * Sends `req` (its hdr.seq is assigned here) and waits for the REPLY with
  * the same seq.  If `fd_out` is not NULL it receives the attached fd (or
  * -1); any unexpected fd is closed.  Returns 0 (the reply's err is in
- * rep->err) or -errno when the primary cannot be reached.
+ * rep->err) or -errno when the primary cannot be reached: -ETIMEDOUT after
+ * CZ_REQUEST_TIMEOUT_MS without an answer, -ECONNREFUSED when it closed
+ * the connection or the attach socket (each says so on stderr).
  */
 int cz_ctl_request(struct cz_msg_hdr *req, struct cz_msg_reply *rep,
 	int *fd_out);

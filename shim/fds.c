@@ -101,6 +101,18 @@ int shim_dup3(int oldfd, int newfd, int flags)
 	return dup_onto(oldfd, newfd, flags, 1);
 }
 
+/* The shim's own fds keep their flags: the attach socket must stay
+ * inheritable, the others close-on-exec. */
+int shim_fcntl_setfd(int fd, int flags)
+{
+	struct cz_fdrec *rec = cz_fdtab_get(fd);
+
+	if (rec != NULL && rec->state == CZ_FD_INTERNAL) {
+		return -EBADF;
+	}
+	return real_fcntl(fd, F_SETFD, (void *)(long)flags);
+}
+
 int shim_fcntl_dup(int fd, int cmd, long arg)
 {
 	int r = real_fcntl(fd, cmd, (void *)arg);
@@ -141,13 +153,13 @@ int shim_close_range(unsigned first, unsigned last, int flags)
 	unsigned top, fd;
 	int r;
 
-	if (max < 0 || first > (unsigned)max || first > last ||
-	    (flags & CLOSE_RANGE_CLOEXEC)) {
+	if (max < 0 || first > (unsigned)max || first > last) {
 		return real_close_range(first, last, flags);
 	}
 	top = last < (unsigned)max ? last : (unsigned)max;
+	/* CLOSE_RANGE_CLOEXEC too: the attach socket must stay inheritable. */
 	r = close_range_around(first, last, flags, top);
-	if (r < 0) {
+	if (r < 0 || (flags & CLOSE_RANGE_CLOEXEC)) {
 		return r;
 	}
 	for (fd = first; fd <= top; fd++) {
@@ -208,6 +220,9 @@ static long fcntl_syscall(const long a[6])
 
 	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) {
 		return shim_fcntl_dup((int)a[0], cmd, a[2]);
+	}
+	if (cmd == F_SETFD) {
+		return shim_fcntl_setfd((int)a[0], (int)a[2]);
 	}
 	return real_fcntl((int)a[0], cmd, (void *)a[2]);
 }

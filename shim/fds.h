@@ -13,6 +13,7 @@ int shim_dup2(int oldfd, int newfd);
 int shim_dup3(int oldfd, int newfd, int flags);
 /* F_DUPFD and F_DUPFD_CLOEXEC only; other commands go straight to libc. */
 int shim_fcntl_dup(int fd, int cmd, long arg);
+int shim_fcntl_setfd(int fd, int flags);
 int shim_close_range(unsigned first, unsigned last, int flags);
 void shim_closefrom(int lowfd);
 

@@ -147,6 +147,9 @@ static int do_fcntl(int fd, int cmd, va_list ap)
 	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) {
 		WRAP(shim_fcntl_dup(fd, cmd, (long)arg));
 	}
+	if (cmd == F_SETFD) {
+		WRAP(shim_fcntl_setfd(fd, (int)(long)arg));
+	}
 	return real_fcntl_libc(fd, cmd, arg);
 }
 
@@ -220,7 +223,7 @@ static void atfork_child(void)
 
 __attribute__((constructor)) static void clusterize_init(void)
 {
-	const char *ctl = getenv(CZ_ENV_CONTROL);
+	const char *ctl = getenv(CZ_ENV_CONTROL_FD);
 	uint32_t flags = 0;
 	struct rlimit rl;
 	size_t n = 1u << 20;

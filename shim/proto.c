@@ -16,6 +16,8 @@ size_t cz_proto_size(unsigned type)
 		return sizeof(struct cz_msg_listen);
 	case CZ_MSG_RELEASE:
 		return sizeof(struct cz_msg_release);
+	case CZ_MSG_ATTACH:
+		return sizeof(struct cz_msg_attach);
 	case CZ_MSG_REPLY:
 		return sizeof(struct cz_msg_reply);
 	case CZ_MSG_CONN:
@@ -134,4 +136,15 @@ int cz_proto_check(const void *buf, size_t n)
 		return -EBADMSG;
 	}
 	return h.type;
+}
+
+int cz_proto_high_fd(unsigned long long nofile)
+{
+	if (nofile == 0 || nofile > 2048) {
+		return 2000;
+	}
+	if (nofile > 64) {
+		return (int)nofile - 16;
+	}
+	return nofile / 2 > 4 ? (int)(nofile / 2) : 4;
 }

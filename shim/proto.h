@@ -3,15 +3,39 @@
  * (the launcher), and the environment variables both sides read.  Defined
  * once, here, and used by both.  libc only: the shim includes this file.
  *
- * Two kinds of unix SOCK_SEQPACKET sockets carry these messages:
+ * Who may talk to the primary is decided by possession of an inherited
+ * socket, as Node does with NODE_CHANNEL_FD: nothing a peer says about
+ * itself is trusted.  Three kinds of unix SOCK_SEQPACKET sockets carry
+ * these messages:
  *
- * Control connection (one per worker *process*).  The launcher listens on
- * the abstract unix address "\0" + $CLUSTERIZE_CONTROL.  The shim connects
- * from its constructor (and again, lazily, in a forked child, because a
- * reply on a connection shared with the parent could be read by the wrong
- * process), sends HELLO, and then makes synchronous requests: one request
- * message, one reply message carrying the same seq, possibly with one fd
- * attached (SCM_RIGHTS).  The primary never sends anything unasked on it.
+ * Attach socket (one per *worker*).  Before forking worker N the launcher
+ * makes a socketpair; the child's end sits at the fd number named by
+ * $CLUSTERIZE_CONTROL_FD, NOT close-on-exec, so the worker and whatever it
+ * starts (shell wrappers that exec, npm, prefork children) inherit it; the
+ * launcher keeps the other end and knows it belongs to worker N.  Only
+ * processes of the worker's own tree hold it (the kernel's view; a process
+ * that may ptrace a worker can take it, but could act as the worker
+ * anyway).  It carries one message, ATTACH, process -> primary, with one
+ * fd attached: the primary never writes on it, so no process can read a
+ * reply meant for another (a forked child shares the socket).
+ *
+ * Control connection (one per *process* that needs the primary).  The shim
+ * makes a socketpair, sends one end in an ATTACH and keeps the other, at a
+ * high close-on-exec fd.  The primary adopts the received end as a
+ * connection of the worker the attach socket belongs to, whatever HELLO
+ * then says; SO_PEERCRED on it gives the pid that made it (for logs).  On
+ * it the shim makes synchronous requests: one request message, one reply
+ * message carrying the same seq, possibly with one fd attached
+ * (SCM_RIGHTS).  The primary never sends anything unasked on it.  The
+ * worker process itself (its parent is the launcher) attaches and says
+ * HELLO when the shim loads, so the launcher knows the shim is in; any
+ * other process attaches on its first request.  A forked child never uses
+ * its parent's connection (it attaches anew), but keeps its copy of it
+ * open until it exits or execs: so the primary sees the connection close
+ * (EOF) only when the process that opened it and every child that may
+ * hold what it acquired (listening fds, channels) are gone or have exec'd.
+ * Then everything the connection acquired is released (holds, listens,
+ * channels); listening sockets stay open for the next worker.
  *
  * Channel (rr only; one per listen() of a worker).  A socketpair made by the
  * primary; the worker end is handed over in the LISTEN reply and the shim
@@ -23,6 +47,16 @@
  * connection: with several threads accepting, a later connection's ACK can
  * overtake an earlier one's NACK.  Only when an ACK could not be sent does
  * the worker fall back to ACK_UPTO, which covers everything up to its seq.
+ * A channel belongs to the control connection that asked for it and goes
+ * when that connection goes (or on RELEASE, or when its worker exits).
+ *
+ * Limits per worker (all its processes together): CZ_MAX_CONNS control
+ * connections (an ATTACH past it is refused: the process sees its
+ * connection closed), 256 bound keys (BIND: -EMFILE) and CZ_MAX_CHANNELS
+ * channels (LISTEN: -ENOBUFS).  A shim waits at most CZ_REQUEST_TIMEOUT_MS
+ * for a reply: then the call fails with ETIMEDOUT (and a line on stderr);
+ * a primary that closed the connection or the attach socket gives
+ * ECONNREFUSED.
  *
  * Every message starts with struct cz_msg_hdr; `len` is the whole message's
  * size and must equal the size of the struct for its type.  Integers are in
@@ -39,7 +73,7 @@
 /* --- environment ------------------------------------------------------ */
 
 /* Set by the launcher in every worker. */
-#define CZ_ENV_CONTROL "CLUSTERIZE_CONTROL"     /* abstract socket name */
+#define CZ_ENV_CONTROL_FD "CLUSTERIZE_CONTROL_FD" /* the attach socket's fd */
 #define CZ_ENV_WORKER_ID "CLUSTERIZE_WORKER_ID" /* 1, 2, 3, ... */
 #define CZ_ENV_UNIQUE_ID "NODE_UNIQUE_ID"       /* same value; removed for node */
 /* Read by the launcher. */
@@ -52,7 +86,12 @@
 /* --- framing ---------------------------------------------------------- */
 
 #define CZ_PROTO_MAGIC 0x7a63u /* "cz" */
-#define CZ_PROTO_VERSION 1u
+#define CZ_PROTO_VERSION 2u
+
+/* Limits: see the top of this file. */
+#define CZ_MAX_CONNS 128
+#define CZ_MAX_CHANNELS 64
+#define CZ_REQUEST_TIMEOUT_MS 10000
 
 enum cz_msg_type {
 	/* control connection, worker -> primary (each gets a reply) */
@@ -60,6 +99,8 @@ enum cz_msg_type {
 	CZ_MSG_BIND = 2,
 	CZ_MSG_LISTEN = 3,
 	CZ_MSG_RELEASE = 4,
+	/* attach socket, process -> primary (no reply; one fd attached) */
+	CZ_MSG_ATTACH = 5,
 	/* control connection, primary -> worker */
 	CZ_MSG_REPLY = 16,
 	/* channel, primary -> worker */
@@ -104,14 +145,28 @@ struct cz_sockopts {
 	int32_t freebind;     /* IPPROTO_IP IP_FREEBIND */
 };
 
-/* HELLO: sent once per process when the shim loads (and after fork). */
+/*
+ * ATTACH: on the attach socket, with the process's end of its new control
+ * connection attached (a unix SOCK_SEQPACKET socket; anything else is
+ * dropped).  No reply: the process's first request on the connection
+ * (HELLO) is answered once the primary has adopted it, or sees EOF if the
+ * primary refused it.
+ */
+struct cz_msg_attach {
+	struct cz_msg_hdr hdr;
+};
+
+/*
+ * HELLO: the first request on every control connection.  For logs only:
+ * the worker is the one whose attach socket brought the connection.
+ */
 #define CZ_HELLO_F_NODE 0x1u /* the process is node: NODE_UNIQUE_ID removed */
 struct cz_msg_hello {
 	struct cz_msg_hdr hdr;
-	uint32_t worker_id; /* from CLUSTERIZE_WORKER_ID */
 	int32_t pid;
 	int32_t ppid;
 	uint32_t flags;     /* CZ_HELLO_F_* */
+	uint32_t pad;
 	char exe[256];      /* NUL-terminated, possibly truncated */
 };
 
@@ -122,7 +177,8 @@ struct cz_msg_hello {
  * port 0 also this worker's ordinal, see sockets.c) and binds a socket of its
  * own if the key is new.  AF_UNIX paths are sent absolute (the shim resolves
  * a relative path against its cwd).
- * Reply: err = 0 or a negative errno (EADDRINUSE, EACCES, EADDRNOTAVAIL...);
+ * Reply: err = 0 or a negative errno (EADDRINUSE, EACCES, EADDRNOTAVAIL...;
+ * EMFILE when the worker holds 256 keys already);
  * on success key != 0 and `bound` is the real address (with the real port).
  * For SOCK_DGRAM the reply carries the shared, bound socket's fd: the shim
  * installs it at once (UDP is always shared).  For SOCK_STREAM nothing is
@@ -145,15 +201,19 @@ struct cz_msg_bind {
  * bind does).
  * Reply: err; mode; and one fd attached:
  *  - CZ_MODE_SHARED: the primary's listening socket (listen() already called
- *    with the first backlog it was given).
+ *    with the first backlog it was given).  Never a socket the primary
+ *    accepts on itself (rr): no worker can shut down the others' listener.
  *  - CZ_MODE_RR: the worker end of a new channel; `channel` names it.
  * `nonblock` tells the primary whether the app's socket was O_NONBLOCK, so
  * it can accept connections with the same blocking mode most of the time.
+ * Errors besides listen()'s own: -ENOBUFS past CZ_MAX_CHANNELS.
  */
 enum cz_mode { CZ_MODE_SHARED = 1, CZ_MODE_RR = 2 };
 /* The app is sending the socket to another process before listening on
- * it (Node's own cluster in SCHED_NONE): it needs the socket itself, so
- * the reply is CZ_MODE_SHARED whatever the policy. */
+ * it (Node's own cluster in SCHED_NONE): it needs the socket itself.  The
+ * reply is CZ_MODE_SHARED whatever the policy, and the key stays shared
+ * for good (every later LISTEN of it gets the socket too); in rr, a key
+ * the primary already accepts on gets -EADDRINUSE instead. */
 #define CZ_LISTEN_F_SHARED 0x1u
 struct cz_msg_listen {
 	struct cz_msg_hdr hdr;
@@ -224,6 +284,14 @@ int cz_proto_init(struct cz_msg_hdr *hdr, enum cz_msg_type type, uint32_t seq);
 
 /* The size of a message of `type`, or 0 for an unknown type. */
 size_t cz_proto_size(unsigned type);
+
+/*
+ * The lowest fd number the shim moves its own fds to, for a process whose
+ * RLIMIT_NOFILE soft limit is `nofile` (0: unlimited): high enough to stay
+ * out of the app's way, low enough to stay cheap.  The launcher puts the
+ * attach socket just below it.
+ */
+int cz_proto_high_fd(unsigned long long nofile);
 
 /*
  * Validates `n` received bytes: magic, version, known type, len == n ==

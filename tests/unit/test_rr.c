@@ -53,7 +53,7 @@ static void open_chans(unsigned n)
 	unsigned i;
 
 	for (i = 0; i < n; i++) {
-		wfd[i] = cz_rr_chan_open(lst, 10 + i, &chan[i]);
+		wfd[i] = cz_rr_chan_open(lst, 10 + i, NULL, &chan[i]);
 		cr_assert_geq(wfd[i], 0);
 	}
 }

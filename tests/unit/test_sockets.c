@@ -412,18 +412,6 @@ Test(sockets, policy_binds_an_allowed_privileged_port)
 	cr_assert_eq(port_of(bind_ok(1, a, SOCK_STREAM, -1)), low);
 }
 
-Test(sockets, policy_lets_the_workers_user_connect)
-{
-	const char *none[] = { NULL };
-
-	cr_assert(cz_sockets_uid_allowed(s, 0));
-	cr_assert(cz_sockets_uid_allowed(s, getuid()));
-	cr_assert_not(cz_sockets_uid_allowed(s, 54321) && getuid() != 54321);
-	cr_assert_eq(cz_sockets_set_policy(s, 54321, none, 0, 1024), 0);
-	cr_assert(cz_sockets_uid_allowed(s, 54321));
-	cr_assert_not(cz_sockets_uid_allowed(s, 54322));
-}
-
 /* The workers' user makes their socket files, and may make only those. */
 Test(sockets, unix_socket_files_are_made_as_the_workers_user)
 {
