@@ -5,10 +5,18 @@
  * or print what the worker chose unescaped.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "czt.h"
 #include "czt_ops.h"
@@ -76,5 +84,258 @@ Test(security_peers, a_unix_path_a_worker_chose_is_printed_escaped)
 	cr_expect_not_null(j, "status --json is still valid JSON: %s", r.out);
 	json_decref(j);
 	czt_ops_run_free(&r);
+	czt_stop(c.proc);
+}
+
+/* --- helpers ---------------------------------------------------------------- */
+
+static const char *peer_path(void)
+{
+	static char path[512];
+
+	snprintf(path, sizeof(path), "%s/cz-peer", getenv("CZ_SERVERS"));
+	return path;
+}
+
+static const struct passwd *need_root_and_nobody(void)
+{
+	const struct passwd *pw;
+
+	if (geteuid() != 0) {
+		cr_skip_test("strangers of another uid need the tests to run as root");
+	}
+	pw = getpwnam("nobody");
+	if (pw == NULL) {
+		cr_skip_test("there is no user 'nobody'");
+	}
+	return pw;
+}
+
+/* The launcher's open fds. */
+static int fd_count(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+
+	cr_assert_not_null(d, "%s: %s", path, strerror(errno));
+	while ((e = readdir(d)) != NULL) {
+		n += e->d_name[0] != '.';
+	}
+	closedir(d);
+	return n;
+}
+
+struct fds_at_most {
+	pid_t pid;
+	int max;
+};
+
+static bool fds_at_most(void *arg)
+{
+	const struct fds_at_most *f = arg;
+
+	return fd_count(f->pid) <= f->max;
+}
+
+/* The whole environment of `pid`, as "NAME=value" strings (static). */
+static const char *const *environ_of(pid_t pid)
+{
+	static char buf[65536];
+	static const char *vars[512];
+	char path[64];
+	int fd, n = 0;
+	ssize_t len;
+
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	cr_assert_gt(len, 0);
+	buf[len] = '\0';
+	for (ssize_t i = 0; i < len && n < 510; i += (ssize_t)strlen(buf + i) + 1) {
+		vars[n++] = buf + i;
+	}
+	vars[n++] = czt_asan_options();
+	vars[n] = NULL;
+	return vars;
+}
+
+/* Every one of n connections is answered by one of the cluster's workers. */
+static void expect_served_by(const struct czt_cluster *c, int n)
+{
+	struct czt_addr a;
+	pid_t pids[64];
+
+	czt_addr_tcp(&a, "127.0.0.1", c->port);
+	cr_expect_eq(czt_ask_many(&a, n, 4, pids, 10000), n, "all %d answered (%s)", n,
+		czt_last_bad());
+	for (int i = 0; i < n; i++) {
+		cr_expect(czt_cluster_owns(c, pids[i]), "connection %d answered by a worker of "
+			"the cluster, not %d", i, (int)pids[i]);
+	}
+}
+
+/* --- finding 4: only the workers' own processes ------------------------------ */
+
+/*
+ * Processes of the workers' user that the launcher did not start: one that
+ * speaks the protocol itself (the control socket's old abstract name, a
+ * worker's copied environment) and a server with the shim preloaded and a
+ * worker's whole environment.  Neither gets in: the cluster keeps every
+ * connection and its listening socket.
+ */
+Test(security_peers, a_stranger_of_the_workers_uid_gets_nothing)
+{
+	const struct passwd *pw = need_root_and_nobody();
+	struct czt_cluster c;
+	char port[16], wpid[16], lpid[16];
+	const char *largs[] = { "--user", "nobody", NULL };
+	const char *cmd[] = { czt_server(), "--style", "epoll-lt", NULL };
+
+	czt_cluster_start_argv(&c, 2, largs, cmd, NULL);
+	snprintf(port, sizeof(port), "%d", c.port);
+	snprintf(wpid, sizeof(wpid), "%d", (int)c.w[0].pid);
+	snprintf(lpid, sizeof(lpid), "%d", (int)c.proc->pid);
+	const char *raw[] = { peer_path(), "stranger", port, wpid, lpid, NULL };
+	struct czt_proc *s = czt_spawn_as(raw, NULL, (int)pw->pw_uid, (int)pw->pw_gid);
+
+	cr_assert_eq(czt_wait_exit(s, 20000), 0, "the raw stranger finishes");
+	char *out = czt_read(s, CZT_OUT);
+
+	cr_expect_str_eq(out, "stranger: connected 0 attached 0 bound 0 released 0\n",
+		"it reached nothing: %s", out);
+	free(out);
+
+	/* The shim and a worker's whole environment, copied. */
+	const char *srv[] = { czt_server(), "--style", "poll", "--port", port, NULL };
+	struct czt_proc *t = czt_spawn_as(srv, environ_of(c.w[0].pid), (int)pw->pw_uid,
+		(int)pw->pw_gid);
+
+	cr_expect_neq(czt_wait_exit(t, 20000), 0, "the copycat server cannot bind the "
+		"cluster's port for itself and exits");
+	cr_expect_eq(czt_count(t, CZT_OUT, "port "), 0, "it never listened");
+	expect_served_by(&c, 20);
+	czt_stop(c.proc);
+}
+
+/* --- findings 6 and 7: what a process acquired goes with it ----------------- */
+
+/*
+ * A worker's process listens 40 times on the port (40 channels: 80 fds in
+ * the launcher) and exits without closing them, as a crashing server
+ * would; the worker then serves on the same port.  The launcher frees the
+ * 40 channels at once: its fds drop back, and no connection is sent to a
+ * channel nobody reads (that would show as "no ACK" stalls).
+ */
+Test(security_peers, a_process_that_exits_takes_its_channels_along)
+{
+	int port = czt_free_port(AF_INET);
+	char script[1024], line[64];
+	struct czt_worker w[CZT_MAX_WORKERS];
+	struct czt_addr a;
+	pid_t pids[20];
+	int peer = 0;
+
+	snprintf(script, sizeof(script), "%s listen-many %d 40 && exec %s --port %d",
+		peer_path(), port, czt_server(), port);
+	const char *argv[] = { czt_launcher(), "-v", "-w", "1", "--", "/bin/sh", "-c", script,
+		NULL };
+	const char *env[] = { czt_asan_options(), NULL };
+	struct czt_proc *p = czt_spawn(argv, env);
+
+	cr_assert_eq(czt_wait_line(p, CZT_OUT, "listened 40 pid ", 1, 20000), 1);
+	char *out = czt_read(p, CZT_OUT);
+
+	cr_assert_eq(sscanf(strstr(out, "listened 40 pid "), "listened 40 pid %d", &peer), 1);
+	free(out);
+	cr_assert_eq(czt_wait_listening(p, 40, w, 20000), 40);
+	int peak = fd_count(p->pid);
+
+	cr_assert_eq(kill(peer, SIGUSR1), 0);
+	snprintf(line, sizeof(line), "port %d", port);
+	cr_assert_eq(czt_wait_line(p, CZT_OUT, line, 1, 20000), 1, "the server listens");
+	cr_assert_eq(czt_wait_listening(p, 41, w, 20000), 41);
+	struct fds_at_most f = { p->pid, peak - 70 };
+
+	cr_expect(czt_wait_until(fds_at_most, &f, czt_ms(10000)), "the launcher's fds drop from "
+		"%d to at most %d (now %d)", peak, f.max, fd_count(p->pid));
+	czt_addr_tcp(&a, "127.0.0.1", port);
+	cr_expect_eq(czt_ask_many(&a, 20, 4, pids, 10000), 20, "all answered (%s)",
+		czt_last_bad());
+	for (int i = 0; i < 20; i++) {
+		cr_expect_eq(pids[i], w[40].pid, "answered by the server");
+	}
+	cr_expect_eq(czt_count(p, CZT_ERR, "no ACK for"), 0, "no connection went to a channel "
+		"of the exited process");
+	czt_stop(p);
+}
+
+/* --- finding 9: no peer fills a disk ---------------------------------------- */
+
+/* Bytes in the launcher's log. */
+static size_t log_size(const struct czt_proc *p)
+{
+	char *err = czt_read(p, CZT_ERR);
+	size_t n = strlen(err);
+
+	free(err);
+	return n;
+}
+
+/*
+ * A worker that sends junk for 1.5 s on its connection (reattaching each
+ * time the launcher drops it) and on its attach socket gets a few warnings
+ * and a count of the rest, not a line per message.
+ */
+Test(security_peers, junk_from_a_worker_leaves_the_log_small)
+{
+	const char *argv[] = { czt_launcher(), "-w", "1", "--", peer_path(), "junk", "1500",
+		NULL };
+	const char *env[] = { czt_asan_options(), NULL };
+	struct czt_proc *p = czt_spawn(argv, env);
+	unsigned long sent = 0, reopened = 0;
+
+	cr_assert_eq(czt_wait_line(p, CZT_OUT, "junk sent ", 1, 30000), 1);
+	char *out = czt_read(p, CZT_OUT);
+
+	cr_assert_eq(sscanf(strstr(out, "junk sent "), "junk sent %lu reopened %lu", &sent,
+		&reopened), 2);
+	free(out);
+	cr_expect_gt(sent, 1000, "a flood: %lu messages", sent);
+	cr_expect_lt(log_size(p), 4096, "the log stays small: %zu bytes after %lu junk "
+		"messages", log_size(p), sent);
+	cr_expect_geq(czt_count(p, CZT_ERR, "similar messages suppressed)"), 0);
+	czt_stop(p);
+}
+
+/*
+ * A user the operator's control socket refuses, connecting 200 times, is
+ * named a few times, then counted.
+ */
+Test(security_peers, refused_connects_leave_the_log_small)
+{
+	const struct passwd *pw = need_root_and_nobody();
+	struct czt_cluster c;
+	const char *largs[] = { "--control", ctl_path(), NULL };
+	const char *cmd[] = { czt_server(), NULL };
+
+	czt_cluster_start_argv(&c, 1, largs, cmd, NULL);
+	size_t before = log_size(c.proc);
+
+	/* Let it in as far as the launcher's own check. */
+	cr_assert_eq(chmod(ctl_path(), 0777), 0);
+	const char *argv[] = { peer_path(), "connect-unix", ctl_path(), "200", NULL };
+	struct czt_proc *s = czt_spawn_as(argv, NULL, (int)pw->pw_uid, (int)pw->pw_gid);
+
+	cr_assert_eq(czt_wait_exit(s, 30000), 0);
+	cr_expect_eq(czt_count(s, CZT_OUT, "connected 200"), 1, "it got as far as the check");
+	cr_expect_leq(czt_count(c.proc, CZT_ERR, "refused pid"), 6, "a few refusals named");
+	cr_expect_lt(log_size(c.proc) - before, 1024, "the log grew by %zu bytes",
+		log_size(c.proc) - before);
 	czt_stop(c.proc);
 }
