@@ -22,7 +22,7 @@ static struct czt_proc *start_plain(const char *const args[], const char *extra_
 	int n = 0;
 
 	snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", czt_shim());
-	const char *env[] = { preload, czt_asan_options(), "CLUSTERIZE_CONTROL",
+	const char *env[] = { preload, czt_asan_options(), "CLUSTERIZE_CONTROL_FD",
 		"CLUSTERIZE_WORKER_ID", "NODE_UNIQUE_ID", extra_env, NULL };
 
 	argv[n++] = czt_server();
@@ -135,7 +135,7 @@ Test(passthrough, unusable_control_socket_falls_back)
 {
 	struct czt_addr a;
 	static char id[] = "CLUSTERIZE_WORKER_ID=1";
-	static char ctl[] = "CLUSTERIZE_CONTROL=clusterize-0-no-such-launcher";
+	static char ctl[] = "CLUSTERIZE_CONTROL_FD=987"; /* not open here */
 	char preload[1100];
 
 	snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", czt_shim());
@@ -161,7 +161,7 @@ Test(passthrough, python_http_server_unchanged)
 	snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", czt_shim());
 	const char *argv[] = { python, "-m", "http.server", "0", "--bind", "127.0.0.1",
 		"--directory", czt_tmpdir(), NULL };
-	const char *env[] = { preload, "PYTHONUNBUFFERED=1", "CLUSTERIZE_CONTROL",
+	const char *env[] = { preload, "PYTHONUNBUFFERED=1", "CLUSTERIZE_CONTROL_FD",
 		"NODE_UNIQUE_ID", NULL };
 	struct czt_proc *p = czt_spawn(argv, env);
 	int port = 0;
