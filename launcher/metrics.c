@@ -104,13 +104,14 @@ int cz_metrics_parse_addr(const char *s, struct sockaddr_storage *ss,
 			return (int)sizeof(*in6);
 		}
 		host[hlen - 1] = ']';
-	} else if (hlen == 0 || strcmp(host, "localhost") == 0 ||
-		inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+	} else if (hlen == 0 || strcmp(host, "localhost") == 0) {
 		in->sin_family = AF_INET;
 		in->sin_port = htons((uint16_t)port);
-		if (hlen == 0 || host[0] == 'l') {
-			in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		}
+		in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		return (int)sizeof(*in);
+	} else if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
 		return (int)sizeof(*in);
 	}
 	snprintf(err, errlen, "'%s' is not a numeric address or localhost "
