@@ -272,3 +272,40 @@ Test(logjson, a_bad_format_is_a_usage_error)
 		free(err);
 	}
 }
+
+Test(logjson, a_worker_without_the_shim_is_a_warning_event)
+{
+	char sleeper[512];
+	const json_t *o;
+	struct lines l;
+
+	snprintf(sleeper, sizeof(sleeper), "%s/static-sleeper", getenv("CZ_SERVERS"));
+	struct czt_proc *p = czt_launch(NULL, "--log-format", "json", "-w", "1",
+		"--hello-timeout", "0.2", "--", sleeper, NULL);
+
+	wait_event(p, "no_shim", 0, 1);
+	czt_stop(p);
+	parse_all(p, CZT_ERR, &l);
+	for (int i = 0; i < l.n; i++) {
+		check_envelope(l.j[i]);
+	}
+	o = find_event(&l, "no_shim", 1);
+	cr_assert_not_null(o, "%s", l.text);
+	cr_expect_str_eq(str(o, "level"), "warn");
+	cr_expect_gt(num(o, "pid"), 0);
+	cr_expect(json_is_real(json_object_get(o, "hello_timeout")) &&
+		json_real_value(json_object_get(o, "hello_timeout")) == 0.2, "hello_timeout 0.2");
+	/* The static binary named before it starts: a plain warning line. */
+	o = NULL;
+	for (int i = 0; i < l.n && o == NULL; i++) {
+		const char *msg = str(l.j[i], "msg");
+
+		if (msg != NULL && strstr(msg, "statically linked") != NULL) {
+			o = l.j[i];
+		}
+	}
+	cr_assert_not_null(o, "%s", l.text);
+	cr_expect_str_eq(str(o, "event"), "message");
+	cr_expect_str_eq(str(o, "level"), "warn");
+	free_all(&l);
+}
