@@ -12,7 +12,14 @@
  * --graceful and --log-accepts serve each connection in a thread of its own
  * (so requests are in flight while the launcher acts); --fail-if-id-gt and
  * --no-listen-if-id-gt make the workers of a rolling restart fail;
- * --usr1-exits and --ignore-term script how a worker ends.
+ * --usr1-exits, --ignore-term and --die-when-queued-id script how a worker
+ * ends.  Otherwise SIGTERM makes it exit 0 (through exit(), so that a
+ * coverage build writes its counters, the preloaded shim's included).
+ *
+ * For what the shim must leave to the kernel or follow: --reuseport,
+ * --connect-from/--connect-to (a client binding its source address),
+ * --closefrom, --close-instead (close() rather than shutdown() the
+ * listener after --shutdown-after connections).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -73,6 +80,12 @@ static struct {
 	int usr1_exits;
 	bool ignore_term;
 	int pass_bound; /* 0, or 1 with sendmsg, 2 with sendmmsg */
+	bool close_instead;
+	int die_when_queued_id;
+	bool reuseport;
+	int connect_from;
+	int connect_to;
+	bool closefrom;
 } opt = {
 	.addr = "127.0.0.1",
 	.shutdown_id = -1,
@@ -80,6 +93,7 @@ static struct {
 	.fail_if_id_gt = -1,
 	.no_listen_if_id_gt = -1,
 	.usr1_exits = -1,
+	.die_when_queued_id = -1,
 };
 
 static int served;
@@ -97,7 +111,9 @@ static void usage(void)
 		"       [--v6only] [--shutdown-after N [--shutdown-id ID]] [--close-fds]\n"
 		"       [--sockopts] [--fd-games] [--fclose-first] [--emfile-id ID] [--delay-ms N] [--graceful] [--log-accepts]\n"
 		"       [--fail-if-id-gt N] [--no-listen-if-id-gt N] [--usr1-exits CODE]\n"
-		"       [--ignore-term] [--pass-bound sendmsg|sendmmsg]\n");
+		"       [--ignore-term] [--pass-bound sendmsg|sendmmsg] [--close-instead]\n"
+		"       [--die-when-queued-id ID] [--reuseport] [--closefrom]\n"
+		"       [--connect-from PORT --connect-to PORT]\n");
 	exit(2);
 }
 
@@ -137,6 +153,12 @@ static void parse_args(int argc, char **argv)
 		{ "usr1-exits", required_argument, NULL, 'X' },
 		{ "ignore-term", no_argument, NULL, 'T' },
 		{ "pass-bound", required_argument, NULL, 'P' },
+		{ "close-instead", no_argument, NULL, 'K' },
+		{ "die-when-queued-id", required_argument, NULL, 'D' },
+		{ "reuseport", no_argument, NULL, 'R' },
+		{ "connect-from", required_argument, NULL, 'f' },
+		{ "connect-to", required_argument, NULL, 't' },
+		{ "closefrom", no_argument, NULL, 'z' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -168,11 +190,18 @@ static void parse_args(int argc, char **argv)
 			opt.pass_bound = strcmp(optarg, "sendmsg") == 0 ? 1 :
 				strcmp(optarg, "sendmmsg") == 0 ? 2 : -1;
 			break;
+		case 'K': opt.close_instead = true; break;
+		case 'D': opt.die_when_queued_id = atoi(optarg); break;
+		case 'R': opt.reuseport = true; break;
+		case 'f': opt.connect_from = atoi(optarg); break;
+		case 't': opt.connect_to = atoi(optarg); break;
+		case 'z': opt.closefrom = true; break;
 		default: usage();
 		}
 	}
 	if (optind != argc || opt.count < 1 || opt.count > 64 || opt.delay_ms < 0 ||
-		opt.usr1_exits > 255 || opt.pass_bound < 0) {
+		opt.usr1_exits > 255 || opt.pass_bound < 0 ||
+		(opt.connect_from > 0) != (opt.connect_to > 0)) {
 		usage();
 	}
 }
@@ -321,10 +350,16 @@ static pid_t fork_child(void)
 		die("fork");
 	}
 	if (pid == 0) {
+		sigset_t term;
+
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent) {
 			_exit(1);
 		}
+		/* The thread that waited for SIGTERM did not come along. */
+		sigemptyset(&term);
+		sigaddset(&term, SIGTERM);
+		pthread_sigmask(SIG_UNBLOCK, &term, NULL);
 	}
 	return pid;
 }
@@ -386,6 +421,9 @@ static int make_listener(void)
 	}
 	if (opt.sockopts) {
 		apply_sockopts(fd);
+	}
+	if (opt.reuseport) {
+		set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1, "setsockopt SO_REUSEPORT");
 	}
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
 		die("bind");
@@ -502,16 +540,26 @@ static bool shutdown_due(void)
 	return opt.shutdown_id < 0 || (id != NULL && atoi(id) == opt.shutdown_id);
 }
 
-/* --shutdown-after: stop accepting for good, but stay alive. */
+/*
+ * --shutdown-after: stop accepting for good, but stay alive.  The line is
+ * printed once shutdown() (or close()) has returned.
+ */
 static void maybe_shutdown(int lfd)
 {
 	if (!shutdown_due()) {
 		return;
 	}
-	if (shutdown(lfd, SHUT_RDWR) < 0) {
-		printf("shutdown-error %s\n", strerror(errno));
+	if (opt.close_instead) {
+		if (close(lfd) < 0) {
+			printf("close-error %s\n", strerror(errno));
+		}
+		printf("closed %d\n", (int)getpid());
+	} else {
+		if (shutdown(lfd, SHUT_RDWR) < 0) {
+			printf("shutdown-error %s\n", strerror(errno));
+		}
+		printf("shutdown %d\n", (int)getpid());
 	}
-	printf("shutdown %d\n", (int)getpid());
 	for (;;) {
 		pause();
 	}
@@ -839,6 +887,87 @@ static int worker_id(void)
 	return id != NULL ? atoi(id) : 0;
 }
 
+static void *term_main(void *arg)
+{
+	sigset_t *term = arg;
+	int sig;
+
+	while (sigwait(term, &sig) != 0) {
+	}
+	exit(0);
+}
+
+/*
+ * SIGTERM: exit(0), from a thread of its own that waits for it (every
+ * other thread keeps it blocked), so that atexit handlers and the shim's
+ * destructors run outside a signal handler.  Children forked later unblock
+ * it again (fork_child).
+ */
+static void exit_on_term(void)
+{
+	static sigset_t term;
+	pthread_t t;
+	int err;
+
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &term, NULL);
+	err = pthread_create(&t, NULL, term_main, &term);
+	if (err != 0) {
+		errno = err;
+		die("pthread_create");
+	}
+}
+
+/*
+ * --die-when-queued-id ID: worker ID waits until a connection is queued
+ * for it (its listener is readable), then kills itself without taking it:
+ * the primary must give that connection to another worker.
+ */
+static void die_when_queued(int lfd)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+
+	if (worker_id() != opt.die_when_queued_id) {
+		return;
+	}
+	while (poll(&p, 1, -1) < 0) {
+		if (errno != EINTR) {
+			die("poll");
+		}
+	}
+	printf("dying %d\n", (int)getpid());
+	raise(SIGKILL);
+}
+
+/*
+ * --connect-from P --connect-to Q: a client that binds its source address
+ * (127.0.0.1:P) before connecting to 127.0.0.1:Q, which the shim must
+ * leave to the kernel; says "<pid>\n" and closes.
+ */
+static void connect_out(void)
+{
+	struct sockaddr_in from = { .sin_family = AF_INET, .sin_port = htons(opt.connect_from) };
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(opt.connect_to) };
+	char msg[32];
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), n;
+
+	from.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&from, sizeof(from)) < 0) {
+		die("connect-from: bind");
+	}
+	if (connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0) {
+		die("connect-to: connect");
+	}
+	n = snprintf(msg, sizeof(msg), "%d\n", (int)getpid());
+	if (write(fd, msg, (size_t)n) != n) {
+		die("connect-to: write");
+	}
+	close(fd);
+	printf("connected from %d\n", opt.connect_from);
+}
+
 static void on_usr1(int sig)
 {
 	(void)sig;
@@ -892,12 +1021,25 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
 	parse_args(argc, argv);
+	if (!opt.graceful && !opt.ignore_term) {
+		exit_on_term();
+	}
 	start_rules();
 	/* Like daemons that close every inherited fd: the shim's own must survive. */
 	if (opt.close_fds && close_range(3, ~0U, 0) < 0) {
 		die("close_range");
 	}
+	if (opt.closefrom) {
+		closefrom(3);
+	}
+	if (opt.connect_from > 0) {
+		connect_out();
+	}
 	int lfd = make_listener();
+
+	if (opt.die_when_queued_id >= 0) {
+		die_when_queued(lfd);
+	}
 
 	if (opt.emfile_id > 0 && worker_id() == opt.emfile_id) {
 		exhaust_fds();
