@@ -22,7 +22,7 @@
 #include <sys/types.h>
 
 #define CZT_MAX_PROCS 16
-#define CZT_MAX_WORKERS 64
+#define CZT_MAX_WORKERS 256
 
 enum czt_stream { CZT_ERR, CZT_OUT };
 
@@ -179,6 +179,13 @@ const char *czt_describe_status(int status, char *buf, size_t len);
 void czt_kill_group(struct czt_proc *p);
 
 bool czt_pid_alive(pid_t pid);
+/*
+ * How long pid has run, in ms (to the kernel's 10 ms tick), or -1.  Waits
+ * until it has run at least ms: for behaviour that depends on a worker's
+ * age (--min-uptime), not a sleep standing in for an event.
+ */
+long czt_age_ms(pid_t pid);
+bool czt_wait_age(pid_t pid, int ms);
 /* pid's parent from /proc, or -1. */
 pid_t czt_ppid(pid_t pid);
 /* Waits until every pid is gone (absent or a zombie). */
@@ -188,6 +195,8 @@ bool czt_wait_until(bool (*pred)(void *arg), void *arg, int ms);
 void czt_addr_tcp(struct czt_addr *a, const char *host, int port);
 void czt_addr_udp(struct czt_addr *a, const char *host, int port);
 void czt_addr_unix(struct czt_addr *a, const char *path);
+/* A unix datagram socket; the client autobinds an abstract name for answers. */
+void czt_addr_unix_dgram(struct czt_addr *a, const char *path);
 /* A connected stream socket, or -errno. */
 int czt_connect(const struct czt_addr *a, int ms);
 /* Reads "<pid>\n" then EOF: the pid, or -errno (-EBADMSG: other text). */
@@ -243,6 +252,8 @@ void czt_load_stop(struct czt_load *l, struct czt_load_result *r, int ms);
 /* A path for --control in the test's directory (czt_ops_client runs subcommands). */
 const char *czt_ctl_path(void);
 
+/* TCP sockets in LISTEN state on port, over IPv4 and IPv6 (/proc/net/tcp*). */
+int czt_tcp_listeners(int port);
 /* A port that was free a moment ago. */
 int czt_free_port(int family);
 /* A listening socket the test holds on host; *port gets its port. */

@@ -60,6 +60,12 @@ void czt_addr_unix(struct czt_addr *a, const char *path)
 	snprintf(a->path, sizeof(a->path), "%s", path);
 }
 
+void czt_addr_unix_dgram(struct czt_addr *a, const char *path)
+{
+	czt_addr_unix(a, path);
+	a->type = SOCK_DGRAM;
+}
+
 static socklen_t to_sockaddr(const struct czt_addr *a, struct sockaddr_storage *ss)
 {
 	memset(ss, 0, sizeof(*ss));
@@ -95,6 +101,18 @@ static int start_connect(const struct czt_addr *a)
 
 	if (fd < 0) {
 		return -errno;
+	}
+	/* A unix datagram client needs a name of its own to get answers: an
+	 * address of just the family autobinds a unique abstract one. */
+	if (a->family == AF_UNIX && a->type == SOCK_DGRAM) {
+		sa_family_t fam = AF_UNIX;
+
+		if (bind(fd, (struct sockaddr *)&fam, sizeof(fam)) < 0) {
+			int err = -errno;
+
+			close(fd);
+			return err;
+		}
 	}
 	if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
 		int err = -errno;
@@ -574,4 +592,33 @@ int czt_hold_port(const char *host, int *port)
 
 	cr_assert_eq(listen(fd, 8), 0, "listen: %s", strerror(errno));
 	return fd;
+}
+
+/* Sockets in LISTEN state on `port` in one /proc/net table. */
+static int listeners_in(const char *table, int port)
+{
+	FILE *f = fopen(table, "re");
+	char line[512];
+	int n = 0;
+
+	if (f == NULL) {
+		return 0;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned lport, state;
+		char laddr[64];
+
+		/* "  0: 0100007F:1F90 00000000:0000 0A ..." */
+		if (sscanf(line, " %*d: %63[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x", laddr, &lport,
+			&state) == 3 && (int)lport == port && state == 0x0A) {
+			n++;
+		}
+	}
+	fclose(f);
+	return n;
+}
+
+int czt_tcp_listeners(int port)
+{
+	return listeners_in("/proc/net/tcp", port) + listeners_in("/proc/net/tcp6", port);
 }

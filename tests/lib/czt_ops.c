@@ -160,3 +160,39 @@ int czt_ops_lines(const char *text)
 	}
 	return n + (text[0] != '\0' && text[strlen(text) - 1] != '\n');
 }
+
+int czt_ops_status(const char *ctl, struct czt_status_row *rows, int max)
+{
+	struct czt_ops_run r;
+	int rc = czt_ops_client(&r, -1, NULL, "status", "--control", ctl, NULL);
+	const char *line;
+	int n = 0;
+
+	cr_assert_eq(rc, 0, "clusterize status exits 0, got %d: %s", rc, r.err);
+	/* A header line, the column titles, then one row per worker. */
+	line = strchr(r.out, '\n');
+	line = line != NULL ? strchr(line + 1, '\n') : NULL;
+	cr_assert_not_null(line, "status has its two header lines:\n%s", r.out);
+	for (line++; *line != '\0' && n < max; n++) {
+		struct czt_status_row *w = &rows[n];
+
+		cr_assert(sscanf(line, "%u %d %31s %31s %u %llu %255[^\n]", &w->id, &w->pid,
+			w->state, w->uptime, &w->restarts, &w->conns, w->addrs) == 7,
+			"a status row: '%.*s'", (int)strcspn(line, "\n"), line);
+		line += strcspn(line, "\n");
+		line += *line == '\n';
+	}
+	czt_ops_run_free(&r);
+	return n;
+}
+
+const struct czt_status_row *czt_ops_status_row(const struct czt_status_row *rows, int n,
+	unsigned id)
+{
+	for (int i = 0; i < n; i++) {
+		if (rows[i].id == id) {
+			return &rows[i];
+		}
+	}
+	return NULL;
+}

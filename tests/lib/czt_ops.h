@@ -47,4 +47,20 @@ void czt_ops_run_free(struct czt_ops_run *r);
 /* Number of lines in text. */
 int czt_ops_lines(const char *text);
 
+/* One row of `clusterize status`. */
+struct czt_status_row {
+	unsigned id;
+	int pid;
+	char state[32];
+	char uptime[32];
+	unsigned restarts;
+	unsigned long long conns;
+	char addrs[256];	/* "-" for none */
+};
+/* `clusterize status --control ctl`, which must exit 0: its rows, in order. */
+int czt_ops_status(const char *ctl, struct czt_status_row *rows, int max);
+/* The row of worker `id`, or NULL. */
+const struct czt_status_row *czt_ops_status_row(const struct czt_status_row *rows, int n,
+	unsigned id);
+
 #endif

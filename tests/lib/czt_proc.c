@@ -543,6 +543,55 @@ bool czt_pid_alive(pid_t pid)
 	return s != 0 && s != 'Z' && s != 'X';
 }
 
+long czt_age_ms(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long start;
+	struct timespec now;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (f == NULL) {
+		return -1;
+	}
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+
+	fclose(f);
+	buf[n] = '\0';
+	char *rp = strrchr(buf, ')');
+
+	/* Field 22, starttime, in clock ticks since boot; rp is at field 2's end. */
+	if (rp == NULL || sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u "
+		"%*d %*d %*d %*d %*d %*d %llu", &start) != 1) {
+		return -1;
+	}
+	clock_gettime(CLOCK_BOOTTIME, &now);
+	return (long)(now.tv_sec * 1000LL + now.tv_nsec / 1000000 -
+		(long long)(start * 1000 / (unsigned long long)sysconf(_SC_CLK_TCK)));
+}
+
+struct age_arg {
+	pid_t pid;
+	long ms;
+};
+
+static bool old_enough(void *v)
+{
+	const struct age_arg *a = v;
+
+	return czt_age_ms(a->pid) >= a->ms || !czt_pid_alive(a->pid);
+}
+
+bool czt_wait_age(pid_t pid, int ms)
+{
+	struct age_arg a = { pid, ms };
+
+	/* Not scaled: the process has to be this old, however slow the machine. */
+	czt_wait_until(old_enough, &a, ms + 5000);
+	return czt_age_ms(pid) >= ms;
+}
+
 pid_t czt_ppid(pid_t pid)
 {
 	pid_t pp = -1;
