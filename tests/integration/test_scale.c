@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -101,6 +102,71 @@ Test(scale, sigttou_never_goes_below_one_worker)
 	cr_assert_eq(czt_wait_live(c.proc, 1, w, 20000), 1, "one worker is left");
 	expect_all_serve(&c, w, 1);
 	cr_expect_eq(czt_count(c.proc, CZT_ERR, "scaling from"), 1, "scaled once only");
+	czt_stop(c.proc);
+}
+
+/*
+ * A worker being removed gets no new connection, even while it still runs:
+ * this one ignores its SIGTERM, and --grace keeps it alive for 30 s.
+ */
+Test(scale, removed_worker_gets_no_new_connection)
+{
+	const char *largs[] = { "-s", "rr", "-v", "--grace", "30", NULL };
+	const char *srv[] = { "--ignore-term", "--style", "poll", NULL };
+	struct czt_cluster c;
+	struct czt_addr a;
+	char *log, *at;
+	int id, pid = -1;
+
+	czt_cluster_start_server(&c, 2, largs, srv);
+	cr_assert_eq(czt_signal(c.proc, SIGTTOU), 0);
+	cr_assert_eq(czt_wait_re(c.proc, CZT_ERR, "worker [0-9]+ \\(pid [0-9]+\\) drained: SIGTERM",
+		1, 10000), 1, "the removed worker is drained and told to stop");
+	log = czt_read(c.proc, CZT_ERR);
+	at = strstr(log, ") drained: SIGTERM");
+	while (at > log && at[-1] != '\n') {
+		at--;
+	}
+	at = strstr(at, "worker ");
+	cr_assert_eq(sscanf(at, "worker %d (pid %d)", &id, &pid), 2, "%s", at);
+	free(log);
+	pid_t keeper = c.w[0].pid == pid ? c.w[1].pid : c.w[0].pid;
+
+	cr_assert(czt_pid_alive(pid), "worker %d (pid %d) ignores SIGTERM and runs on", id, pid);
+	czt_addr_tcp(&a, "127.0.0.1", c.port);
+	for (int i = 0; i < 20; i++) {
+		pid_t got = czt_ask(&a, 10000);
+
+		cr_expect_eq(got, keeper, "connection %d answered by %d: expected the worker that "
+			"stays (%d), not the one being removed (%d)", i, (int)got, (int)keeper, pid);
+	}
+	cr_expect(czt_pid_alive(pid), "worker %d was still running all along", id);
+	/* Both ignore SIGTERM: stop at once. */
+	cr_assert_eq(czt_signal(c.proc, SIGQUIT), 0);
+	czt_expect_exit(c.proc, CZT_EXITED(0), 10000);
+}
+
+/* -w 256: every worker listens, on the one port, and each takes its turn. */
+Test(scale, many_workers_all_listen_and_serve)
+{
+	enum { MANY = 256 };
+	static pid_t pids[MANY * 2], uniq[MANY];
+	static int counts[MANY];
+	struct czt_cluster c;
+	struct czt_addr a;
+
+	czt_cluster_start(&c, MANY, "rr", "--style", "poll", NULL);
+	cr_assert_eq(c.nw, MANY, "%d workers listen", MANY);
+	for (int i = 0; i < MANY; i++) {
+		cr_expect_eq(c.w[i].port, c.port, "worker %d listens on port %d", c.w[i].id, c.port);
+	}
+	czt_addr_tcp(&a, "127.0.0.1", c.port);
+	int answered = czt_ask_many(&a, MANY * 2, 16, pids, 60000);
+
+	cr_expect_eq(answered, MANY * 2, "%d of %d connections answered (%s)", answered,
+		MANY * 2, czt_last_bad());
+	cr_expect_eq(czt_tally(pids, MANY * 2, uniq, counts, MANY), MANY,
+		"every one of the %d workers answered", MANY);
 	czt_stop(c.proc);
 }
 
