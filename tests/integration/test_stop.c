@@ -1,7 +1,9 @@
 /*
- * Stopping: SIGTERM lets every request already in a worker finish, then
- * exits 0 with no worker left; a second SIGTERM during the grace period and
- * SIGQUIT kill the workers at once; `clusterize stop` stops like SIGTERM.
+ * Stopping: SIGTERM (and SIGINT, a terminal's Ctrl-C) lets every request
+ * already in a worker finish, then exits 0 with no worker left; a second
+ * SIGTERM during the grace period and SIGQUIT kill the workers at once;
+ * `clusterize stop` stops like SIGTERM; --stop-signal is what the workers
+ * get.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -58,7 +60,7 @@ static void expect_stopped(struct czt_proc *p, const pid_t pids[WORKERS], const 
 	cr_expect(czt_wait_gone(pids, WORKERS, 5000), "%s: no worker is left", what);
 }
 
-static void sigterm_finishes_in_flight(const char *sched)
+static void stop_finishes_in_flight(const char *sched, int sig)
 {
 	const char *largs[] = { "-s", sched, NULL };
 	const char *srv[] = { "--graceful", "--delay-ms", "1000", "--log-accepts", NULL };
@@ -77,8 +79,8 @@ static void sigterm_finishes_in_flight(const char *sched)
 	/* Every request is inside a worker, none answered yet. */
 	cr_assert_eq(czt_wait_line(c.proc, CZT_OUT, "accepted ", IN_FLIGHT, 10000), IN_FLIGHT,
 		"%s: the workers accepted all %d connections", sched, IN_FLIGHT);
-	cr_assert_eq(readable(fds), 0, "%s: no request was answered before SIGTERM", sched);
-	cr_assert_eq(czt_signal(c.proc, SIGTERM), 0);
+	cr_assert_eq(readable(fds), 0, "%s: no request was answered before the stop", sched);
+	cr_assert_eq(czt_signal(c.proc, sig), 0);
 	for (int i = 0; i < IN_FLIGHT; i++) {
 		pid_t pid = czt_read_pid(fds[i], 10000);
 
@@ -87,7 +89,8 @@ static void sigterm_finishes_in_flight(const char *sched)
 			"by %d (%s)", sched, i, (int)pid, pid < 0 ? strerror(-pid) : czt_last_bad());
 	}
 	expect_stopped(c.proc, pids, sched);
-	cr_expect_eq(czt_count(c.proc, CZT_ERR, "clusterize: stopping (SIGTERM)"), 1);
+	cr_expect_eq(czt_count(c.proc, CZT_ERR, sig == SIGINT ? "clusterize: stopping (SIGINT)" :
+		"clusterize: stopping (SIGTERM)"), 1);
 	cr_expect_eq(czt_count(c.proc, CZT_ERR, ") exited with code 0"), WORKERS,
 		"%s: every worker finished and exited 0", sched);
 	cr_expect_eq(czt_count(c.proc, CZT_ERR, "killed by signal"), 0, "%s: none was killed",
@@ -96,12 +99,35 @@ static void sigterm_finishes_in_flight(const char *sched)
 
 Test(stop, rr_sigterm_answers_every_request_in_flight)
 {
-	sigterm_finishes_in_flight("rr");
+	stop_finishes_in_flight("rr", SIGTERM);
 }
 
 Test(stop, none_sigterm_answers_every_request_in_flight)
 {
-	sigterm_finishes_in_flight("none");
+	stop_finishes_in_flight("none", SIGTERM);
+}
+
+/* SIGINT is a graceful stop too, not the fast one. */
+Test(stop, rr_sigint_answers_every_request_in_flight)
+{
+	stop_finishes_in_flight("rr", SIGINT);
+}
+
+/* --stop-signal USR1: the workers get SIGUSR1, on which they exit with 7. */
+Test(stop, stop_signal_is_what_workers_get)
+{
+	const char *largs[] = { "-s", "rr", "--stop-signal", "USR1", "--grace", "2", NULL };
+	const char *srv[] = { "--usr1-exits", "7", "--ignore-term", NULL };
+	struct czt_cluster c;
+	pid_t pids[WORKERS];
+
+	start(&c, largs, srv);
+	worker_pids(&c, pids);
+	cr_assert_eq(czt_signal(c.proc, SIGTERM), 0);
+	expect_stopped(c.proc, pids, "--stop-signal USR1");
+	cr_expect_eq(czt_count(c.proc, CZT_ERR, ") exited with code 7"), WORKERS,
+		"every worker got SIGUSR1");
+	cr_expect_eq(czt_count(c.proc, CZT_ERR, "killed by signal"), 0, "none had to be killed");
 }
 
 /* Each worker was killed by SIGKILL (it ignores SIGTERM). */
