@@ -34,15 +34,27 @@ Test(detect, static_binary_is_named_and_its_silence_reported)
 	czt_stop(p);
 }
 
+/*
+ * A worker whose shim said hello gets no warning, not even once its
+ * --hello-timeout has passed.  Worker 1 execs cz-server (which says hello);
+ * worker 2 stays static and never does.  Both timeouts run from their
+ * fork, worker 1's first: once worker 2's warning is out, worker 1's
+ * deadline has passed too, and the launcher looked at both at once.
+ */
 Test(detect, dynamic_server_gets_no_warning)
 {
-	const char *argv[] = { czt_launcher(), "-w", "1", "--hello-timeout", "0.2", "--",
-		czt_server(), NULL };
+	const char *argv[] = { czt_launcher(), "-w", "2", "--hello-timeout", "0.2", "--",
+		static_sleeper(), "--exec-if-id", "1", czt_server(), NULL };
 	struct czt_proc *p = czt_spawn(argv, (const char *[]){ czt_asan_options(), NULL });
 
-	cr_assert_eq(czt_wait_line(p, CZT_ERR, " listening on ", 1, 20000), 1);
-	/* Its shim said hello before it could listen: no reason to warn. */
-	cr_expect_eq(czt_count(p, CZT_ERR, " online"), 1, "the worker is online");
-	cr_expect_eq(czt_count(p, CZT_ERR, "warning"), 0, "no warning for a dynamic server");
+	cr_assert_eq(czt_wait_re(p, CZT_ERR, "worker 1 \\(pid [0-9]+\\) listening on ", 1, 20000),
+		1, "worker 1 runs cz-server");
+	cr_expect_eq(czt_count(p, CZT_ERR, "worker 1 (pid "), 3,
+		"worker 1: forked, online, listening");
+	cr_assert_eq(czt_wait_re(p, CZT_ERR, "worker 2 \\(pid [0-9]+\\) has not loaded the shim "
+		"after 0.2s", 1, 10000), 1, "the timeout has passed for worker 2");
+	cr_expect_eq(czt_count_re(p, CZT_ERR, "worker 1 \\(pid [0-9]+\\) has not loaded"), 0,
+		"no warning for worker 1, whose shim said hello");
+	cr_expect_eq(czt_count(p, CZT_ERR, " online"), 1, "only worker 1 is online");
 	czt_stop(p);
 }
