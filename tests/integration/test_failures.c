@@ -1,9 +1,11 @@
 /*
  * Failures: a worker SIGSTOPped or SIGKILLed while connections are queued for
  * it loses none of them, nor does one at its open-files limit (it cannot
- * receive the connection's fd: the primary gives it to another); dead workers are replaced under a new id while the
- * port stays up; crash loops give up by themselves; SIGTERM stops everything
- * with 0; a SIGKILLed launcher takes its workers with it.
+ * receive the connection's fd: the primary gives it to another); dead
+ * workers are replaced under a new id while the port stays up; crash loops
+ * give up by themselves, with the worker's status (1 for a worker that
+ * exited 0), and only exits within --min-uptime count; SIGTERM stops
+ * everything with 0; a SIGKILLed launcher takes its workers with it.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -189,6 +191,37 @@ Test(failures, sigkilled_worker_loses_no_queued_connection)
 	czt_stop(c.proc);
 }
 
+/*
+ * Deterministic: worker 1 kills itself (SIGKILL) the moment a connection
+ * is queued for it, without taking it.  The primary must give that
+ * connection to another worker at once (the worker is gone: no stall to
+ * wait for).
+ */
+Test(failures, connection_queued_for_a_dying_worker_goes_to_another)
+{
+	struct czt_cluster c;
+	struct czt_addr a;
+	pid_t pids[8], dying;
+	char line[64];
+
+	czt_cluster_start(&c, 2, "rr", "--style", "blocking", "--die-when-queued-id", "1", NULL);
+	dying = c.w[0].id == 1 ? c.w[0].pid : c.w[1].pid;
+	czt_addr_tcp(&a, "127.0.0.1", c.port);
+	/* One at a time: rr queues one of the first two for worker 1. */
+	int answered = czt_ask_many(&a, 8, 1, pids, 30000);
+
+	snprintf(line, sizeof(line), "dying %d", (int)dying);
+	cr_expect_eq(czt_count(c.proc, CZT_OUT, line), 1, "worker 1 died with a connection queued");
+	cr_expect_eq(answered, 8, "%d of 8 connections answered (%s)", answered, czt_last_bad());
+	for (int i = 0; i < 8; i++) {
+		cr_expect(pids[i] > 0 && pids[i] != dying, "connection %d answered by %d (worker 1 "
+			"was %d)", i, (int)pids[i], (int)dying);
+	}
+	snprintf(line, sizeof(line), "(pid %d) killed by signal SIGKILL", (int)dying);
+	cr_expect_eq(czt_wait_line(c.proc, CZT_ERR, line, 1, 10000), 1, "'%s'", line);
+	czt_stop(c.proc);
+}
+
 Test(failures, dead_worker_is_replaced_and_port_stays_up)
 {
 	struct czt_cluster c;
@@ -243,6 +276,14 @@ Test(failures, crash_loop_of_false_gives_up)
 	const char *cmd[] = { "false", NULL };
 
 	expect_give_up(cmd, 1, "'false' exited with code 1");
+}
+
+/* A crash loop is a failure even when the worker's status was 0. */
+Test(failures, crash_loop_of_true_gives_up_with_1)
+{
+	const char *cmd[] = { "true", NULL };
+
+	expect_give_up(cmd, 1, "'true' exited with code 0");
 }
 
 Test(failures, crash_loop_by_signal_gives_up_with_128_plus_signal)
@@ -301,6 +342,13 @@ Test(failures, sigkilled_launcher_takes_workers_along)
 	cr_expect_eq(czt_ask(&a, 5000), -ECONNREFUSED, "nothing listens on the port afterwards");
 }
 
+static bool exited_or_forked_more(void *v)
+{
+	struct czt_proc *p = v;
+
+	return czt_exited(p) || czt_count(p, CZT_ERR, " forked") > 2;
+}
+
 /*
  * --max-restarts sets how many quick exits in a row of one worker end the
  * cluster, and --min-uptime what counts as quick: with one worker and a
@@ -312,8 +360,34 @@ Test(failures, max_restarts_sets_the_crash_loop_limit)
 		"--min-uptime", "5", "--", "false", NULL };
 	struct czt_proc *p = czt_spawn(argv, NULL);
 
-	czt_expect_exit(p, CZT_EXITED(1), 30000);
+	/* A third fork is a failure already: no need to wait for more. */
+	czt_wait_until(exited_or_forked_more, p, 30000);
+	czt_expect_exit(p, CZT_EXITED(1), 1000);
 	cr_expect_eq(czt_count(p, CZT_ERR, " forked"), 2, "started exactly twice");
 	cr_expect_eq(czt_count(p, CZT_ERR, "2 times in a row within 5s of starting"), 1,
 		"the give-up line names the limit and the window");
+}
+
+/*
+ * A worker that ran longer than --min-uptime (0.1 s here, below the
+ * default 1 s) is not a crash: with --max-restarts 1 it is still replaced,
+ * where a quicker exit would end the launcher.
+ */
+Test(failures, exit_after_min_uptime_is_not_a_crash)
+{
+	const char *largs[] = { "-s", "rr", "--min-uptime", "0.1", "--max-restarts", "1", NULL };
+	const char *cmd[] = { czt_server(), "--usr1-exits", "3", NULL };
+	struct czt_worker w[CZT_MAX_WORKERS];
+	struct czt_cluster c;
+	char line[96];
+
+	czt_cluster_start_argv(&c, 1, largs, cmd, NULL);
+	cr_assert(czt_wait_age(c.w[0].pid, 300), "worker 1 has run 0.3 s");
+	cr_assert_eq(kill(c.w[0].pid, SIGUSR1), 0);
+	snprintf(line, sizeof(line), "worker 1 (pid %d) exited with code 3", (int)c.w[0].pid);
+	cr_assert_eq(czt_wait_line(c.proc, CZT_ERR, line, 1, 10000), 1, "'%s'", line);
+	cr_assert_eq(czt_wait_live(c.proc, 1, w, 10000), 1, "a replacement listens");
+	cr_expect_eq(w[0].id, 2, "worker 2 replaces it");
+	cr_expect_eq(czt_count(c.proc, CZT_ERR, "giving up"), 0, "no crash loop");
+	czt_stop(c.proc);
 }
