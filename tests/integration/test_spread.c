@@ -1,7 +1,7 @@
 /*
- * rr hands new connections out round-robin: 400 connections over 4 workers
- * give each worker between 15% and 35%.  none: the kernel picks, and every
- * request is still served by a worker.
+ * rr hands new connections out round-robin: one at a time, strictly in
+ * turn; 400 at 8 at once still give each of 4 workers between 15% and 35%.
+ * none: the kernel picks, and every request is still served by a worker.
  */
 #include <criterion/criterion.h>
 #include <string.h>
@@ -33,6 +33,38 @@ static int run_clients(const struct czt_cluster *c, int counts[WORKERS])
 		}
 	}
 	return answered;
+}
+
+/*
+ * One connection at a time (each is answered before the next), nothing
+ * keeps a worker from taking its turn: any WORKERS consecutive connections
+ * are answered by WORKERS different workers, in the same order each round.
+ */
+Test(spread, rr_takes_turns_strictly)
+{
+	struct czt_cluster c;
+	struct czt_addr a;
+	pid_t pids[40];
+
+	czt_cluster_start(&c, WORKERS, "rr", "--style", "blocking", NULL);
+	czt_addr_tcp(&a, "127.0.0.1", c.port);
+	int answered = czt_ask_many(&a, 40, 1, pids, 30000);
+
+	cr_assert_eq(answered, 40, "%d of 40 connections answered (%s)", answered, czt_last_bad());
+	for (int i = 0; i < 40; i++) {
+		cr_expect(czt_cluster_owns(&c, pids[i]), "connection %d answered by %d, a worker", i,
+			(int)pids[i]);
+		for (int j = i + 1; j < i + WORKERS && j < 40; j++) {
+			cr_expect_neq(pids[i], pids[j], "connections %d and %d both answered by %d: "
+				"not in turn", i, j, (int)pids[i]);
+		}
+		if (i >= WORKERS) {
+			cr_expect_eq(pids[i], pids[i - WORKERS], "connection %d answered by %d, "
+				"connection %d by %d: the order changed", i, (int)pids[i],
+				i - WORKERS, (int)pids[i - WORKERS]);
+		}
+	}
+	czt_stop(c.proc);
 }
 
 Test(spread, rr_each_worker_gets_15_to_35_percent)
