@@ -1,6 +1,7 @@
 /*
  * The shim's fd table follows the app: a server that closes every inherited
- * fd at start (close_range(3, ~0U, 0)) keeps its control connection, and a
+ * fd at start (close_range(3, ~0U, 0), closefrom(3)) keeps its control
+ * connection, and a
  * listener moved through F_DUPFD_CLOEXEC, syscall(SYS_close), dup2 and dup3
  * (as libuv does) is still the shared one.  A listener closed where no
  * wrapper sees it (fclose of an fdopen()ed socket) does not haunt the next
@@ -24,8 +25,20 @@ static void check_serves(const char *sched, const char *flag)
 	pid_t pids[CONNS], uniq[CONNS];
 	int counts[CONNS];
 
-	czt_cluster_start(&c, 2, sched, flag, "--style", "epoll-et", NULL);
+	const char *largs[] = { "-s", sched, "-v", NULL };
+	const char *srv[] = { flag, "--style", "epoll-et", NULL };
+
+	czt_cluster_start_server(&c, 2, largs, srv);
 	cr_expect_eq(c.w[1].port, c.port, "%s: both workers listen on one port", flag);
+	/* Its connection to the primary survived: the shim never had to say hello again. */
+	for (int i = 0; i < c.nw; i++) {
+		char line[96];
+
+		snprintf(line, sizeof(line), "worker %d: hello from pid %d ", c.w[i].id,
+			(int)c.w[i].pid);
+		cr_expect_eq(czt_count(c.proc, CZT_ERR, line), 1, "%s: one hello from worker %d",
+			flag, c.w[i].id);
+	}
 	czt_addr_tcp(&a, "127.0.0.1", c.port);
 	int answered = czt_ask_many(&a, CONNS, 4, pids, 20000);
 
@@ -50,6 +63,17 @@ Test(fds, close_range_at_start_rr)
 Test(fds, close_range_at_start_none)
 {
 	check_serves("none", "--close-fds");
+}
+
+/* glibc's closefrom(), which the shim must split around its own fds as close_range(). */
+Test(fds, closefrom_at_start_rr)
+{
+	check_serves("rr", "--closefrom");
+}
+
+Test(fds, closefrom_at_start_none)
+{
+	check_serves("none", "--closefrom");
 }
 
 Test(fds, dup_and_syscall_close_rr)

@@ -1,6 +1,7 @@
 /*
- * UDP (always one shared socket, whatever the policy) and unix stream
- * sockets (the primary binds the path; every worker serves it).
+ * UDP and unix datagram sockets (always one shared socket, whatever the
+ * policy) and unix stream sockets (the primary binds the path; every worker
+ * serves it).
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -90,4 +91,42 @@ Test(udp_unix, unix_stream_none)
 Test(udp_unix, unix_stream_epoll_rr)
 {
 	check_unix("rr", "epoll-et");
+}
+
+/*
+ * Unix datagram: the primary binds the path once and every worker shares
+ * that socket (a second bind() of a path fails with EADDRINUSE, so a
+ * worker left to bind for itself would exit).
+ */
+static void check_unix_dgram(const char *sched)
+{
+	struct czt_cluster c;
+	struct czt_addr a;
+	char path[256], want[300];
+
+	snprintf(path, sizeof(path), "%s/dg.sock", czt_tmpdir());
+	czt_cluster_start(&c, 2, sched, "--unix", path, "--udp", NULL);
+	snprintf(want, sizeof(want), "unixgram %s", path);
+	for (int i = 0; i < c.nw; i++) {
+		cr_expect_str_eq(c.w[i].what, want, "worker %d's listening line", c.w[i].id);
+	}
+	czt_addr_unix_dgram(&a, path);
+	for (int i = 0; i < DATAGRAMS; i++) {
+		pid_t pid = czt_ask(&a, 5000);
+
+		cr_expect(pid > 0 && czt_cluster_owns(&c, pid),
+			"datagram %d answered by a worker (got %d)", i, (int)pid);
+	}
+	cr_expect_eq(czt_count(c.proc, CZT_ERR, " exited with"), 0, "no worker failed");
+	czt_stop(c.proc);
+}
+
+Test(udp_unix, unix_dgram_rr)
+{
+	check_unix_dgram("rr");
+}
+
+Test(udp_unix, unix_dgram_none)
+{
+	check_unix_dgram("none");
 }
