@@ -193,6 +193,15 @@ static void give_up(struct cz_sup *s, const struct cz_slot *sl, int status)
 	cz_workers_begin_stop(s, false);
 }
 
+/* 0.1 s, doubling, at most 5 s. */
+uint64_t cz_workers_backoff_ms(unsigned n)
+{
+	uint64_t delay = n > 7 ? BACKOFF_MAX_MS :
+		(uint64_t)BACKOFF_FIRST_MS << (n > 0 ? n - 1 : 0);
+
+	return delay > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay;
+}
+
 static void respawn(struct cz_sup *s, unsigned slot, uint64_t lived,
 	int status)
 {
@@ -211,11 +220,7 @@ static void respawn(struct cz_sup *s, unsigned slot, uint64_t lived,
 		give_up(s, sl, status);
 		return;
 	}
-	delay = sl->crashes > 7 ? BACKOFF_MAX_MS :
-		(uint64_t)BACKOFF_FIRST_MS << (sl->crashes - 1);
-	if (delay > BACKOFF_MAX_MS) {
-		delay = BACKOFF_MAX_MS;
-	}
+	delay = cz_workers_backoff_ms(sl->crashes);
 	cz_log(CZ_LOG_DEBUG, "restarting worker slot %u in %llu ms", slot,
 		(unsigned long long)delay);
 	sl->respawn_at = cz_workers_now() + delay;

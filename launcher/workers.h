@@ -114,6 +114,8 @@ uint64_t cz_workers_now(void);
 
 /* "exited with code 3" or "killed by signal SIGKILL", into buf. */
 const char *cz_workers_describe(int status, char *buf, size_t len);
+/* The wait before restarting a slot after its n-th quick exit in a row (n >= 1). */
+uint64_t cz_workers_backoff_ms(unsigned n);
 
 /*
  * Starts a worker for `slot` (as its replacement in a roll when
