@@ -3,7 +3,8 @@
  * failure's code once all are gone; on-failure replaces only workers that
  * failed; always (the default) replaces even a clean exit, under a new id.
  * With every worker killed at once in rr, new connections wait in the
- * backlog until the replacements take them: none is refused.
+ * backlog until the replacements take them: none is refused.  Quick exits
+ * back off 0.1 s, doubling; `status` counts each slot's restarts.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -13,10 +14,11 @@
 #include <sys/wait.h>
 
 #include "czt.h"
+#include "czt_ops.h"
 
 #define CONNS 12
 
-TestSuite(restart, .init = czt_setup, .fini = czt_teardown, .timeout = 120);
+TestSuite(restart, .init = czt_setup, .fini = czt_ops_teardown, .timeout = 120);
 
 /* clusterize -w 2 -s rr [--restart POLICY] -- cz-server --usr1-exits CODE */
 static void start(struct czt_cluster *c, const char *policy, const char *code)
@@ -167,5 +169,98 @@ Test(restart, rr_connections_wait_while_every_worker_restarts)
 			pids[i] == -EBADMSG ? "closed without the answer" : strerror(-pids[i]));
 	}
 	cr_expect_eq(czt_wait_live(c.proc, 2, NULL, 20000), 2, "two replacements listen");
+	czt_stop(c.proc);
+}
+
+/* Start times (ms, CLOCK_REALTIME) the workers wrote, one a line; returns how many. */
+static int read_stamps(const char *path, long long *ms, int max)
+{
+	FILE *f = fopen(path, "re");
+	long long ns;
+	int n = 0;
+
+	cr_assert_not_null(f, "%s", path);
+	while (n < max && fscanf(f, "%lld", &ns) == 1) {
+		ms[n++] = ns / 1000000;
+	}
+	fclose(f);
+	return n;
+}
+
+/*
+ * A worker that exits at once is restarted after 0.1 s, then 0.2 s, then
+ * 0.4 s (the launcher says so with -v, and the starts are at least that far
+ * apart); with --max-restarts 4 the fourth quick exit ends it.  The cap
+ * (5 s) is the unit test's (test_workers).
+ */
+Test(restart, quick_exits_back_off_doubling)
+{
+	static char script[512];
+	char stamps[300];
+	long long at[8];
+	const long delays[] = { 100, 200, 400 };
+
+	snprintf(stamps, sizeof(stamps), "%s/starts", czt_tmpdir());
+	snprintf(script, sizeof(script), "date +%%s%%N >> '%s'; exit 3", stamps);
+	const char *argv[] = { czt_launcher(), "-v", "-w", "1", "--max-restarts", "4", "--",
+		"/bin/sh", "-c", script, NULL };
+	struct czt_proc *p = czt_spawn(argv, (const char *[]){ czt_asan_options(), NULL });
+
+	czt_expect_exit(p, CZT_EXITED(3), 20000);
+	cr_assert_eq(read_stamps(stamps, at, 8), 4, "4 starts");
+	for (int i = 0; i < 3; i++) {
+		char line[96];
+
+		snprintf(line, sizeof(line), "restarting worker slot 0 in %ld ms", delays[i]);
+		cr_expect_eq(czt_count(p, CZT_ERR, line), 1, "the launcher says '%s'", line);
+		cr_expect_geq(at[i + 1] - at[i], delays[i], "start %d came %lld ms after start %d, "
+			"less than %ld ms", i + 2, at[i + 1] - at[i], i + 1, delays[i]);
+	}
+}
+
+/* The restarts column counts the replacements of each worker's slot. */
+Test(restart, status_counts_restarts_per_slot)
+{
+	const char *largs[] = { "-s", "rr", "--control", czt_ctl_path(), NULL };
+	const char *cmd[] = { czt_server(), "--usr1-exits", "0", NULL };
+	struct czt_status_row rows[4];
+	struct czt_worker w[CZT_MAX_WORKERS];
+	struct czt_cluster c;
+	char line[96];
+	int n;
+
+	czt_cluster_start_argv(&c, 2, largs, cmd, NULL);
+	n = czt_ops_status(czt_ctl_path(), rows, 4);
+	cr_assert_eq(n, 2, "two rows");
+	cr_expect(rows[0].restarts == 0 && rows[1].restarts == 0, "no restart yet (%u, %u)",
+		rows[0].restarts, rows[1].restarts);
+	/* Worker 1 exits twice (itself, then its replacement); worker 2 stays. */
+	for (int round = 1; round <= 2; round++) {
+		struct czt_worker cur[CZT_MAX_WORKERS];
+		int k = czt_live_workers(c.proc, cur, CZT_MAX_WORKERS);
+		const struct czt_worker *victim = NULL;
+
+		for (int i = 0; i < k; i++) {
+			victim = cur[i].id != 2 ? &cur[i] : victim;
+		}
+		cr_assert_not_null(victim);
+		cr_assert_eq(kill(victim->pid, SIGUSR1), 0);
+		snprintf(line, sizeof(line), "worker %d (pid %d) exited with code 0", victim->id,
+			(int)victim->pid);
+		cr_assert_eq(czt_wait_line(c.proc, CZT_ERR, line, 1, 10000), 1, "'%s'", line);
+		cr_assert_eq(czt_wait_live(c.proc, 2, w, 20000), 2, "round %d: replaced", round);
+		cr_assert(w[0].id != victim->id && w[1].id != victim->id, "round %d: worker %d is "
+			"gone", round, victim->id);
+		n = czt_ops_status(czt_ctl_path(), rows, 4);
+		const struct czt_status_row *stays = czt_ops_status_row(rows, n, 2);
+		const struct czt_status_row *fresh = czt_ops_status_row(rows, n,
+			(unsigned)(w[0].id == 2 ? w[1].id : w[0].id));
+
+		cr_assert(stays != NULL && fresh != NULL, "round %d: both in status", round);
+		cr_expect_eq(fresh->restarts, (unsigned)round, "round %d: the replacement's slot "
+			"was restarted %d times, status says %u", round, round, fresh->restarts);
+		cr_expect_eq(stays->restarts, 0, "round %d: worker 2's slot never was (%u)", round,
+			stays->restarts);
+	}
 	czt_stop(c.proc);
 }
