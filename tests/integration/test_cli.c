@@ -7,6 +7,7 @@
 #include <criterion/parameterized.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,4 +192,26 @@ Test(cli, policy_env_is_case_insensitive)
 	czt_addr_tcp(&a, "127.0.0.1", c.port);
 	cr_expect_gt(czt_ask(&a, 10000), 0, "NODE_CLUSTER_SCHED_POLICY=NONE serves");
 	czt_stop(c.proc);
+}
+
+/* Without -w, one worker per CPU the launcher may run on (ours, inherited). */
+Test(cli, default_is_one_worker_per_cpu)
+{
+	cpu_set_t set;
+	struct czt_worker w[CZT_MAX_WORKERS];
+
+	cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+	int cpus = CPU_COUNT(&set);
+
+	if (cpus > CZT_MAX_WORKERS) {
+		cr_skip_test("%d CPUs: more workers than the test follows", cpus);
+	}
+	const char *argv[] = { czt_launcher(), "--", czt_server(), NULL };
+	struct czt_proc *p = czt_spawn(argv, (const char *[]){ czt_asan_options(), NULL });
+
+	/* The launcher forks all of them before it hears from any. */
+	czt_wait_listening(p, 1, w, 20000);
+	cr_assert_eq(czt_count(p, CZT_ERR, ") forked"), cpus, "%d CPUs, %d workers", cpus, cpus);
+	cr_expect_eq(czt_wait_listening(p, cpus, w, 20000), cpus, "%d workers listen", cpus);
+	czt_stop(p);
 }

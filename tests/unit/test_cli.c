@@ -1,4 +1,5 @@
 #include <criterion/criterion.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 
@@ -212,6 +213,38 @@ Test(cli, double_dash_ends_options)
 	cr_expect_str_eq(r.o.cmd_argv[0], "-w");
 	PARSE(&r, NULL, NULL, "--", "--", "x");
 	cr_expect_str_eq(r.o.cmd_argv[0], "--");
+}
+
+/*
+ * The default is the number of CPUs the process may run on: pinned to the
+ * first k of its CPUs (k = 1, 2, ...), the parser picks k workers.  Each
+ * test runs in a process of its own, so the pinning ends with it.
+ */
+Test(cli, default_workers_is_the_cpus_available)
+{
+	cpu_set_t all, some;
+	int n, k = 0;
+
+	cr_assert_eq(sched_getaffinity(0, sizeof(all), &all), 0);
+	n = CPU_COUNT(&all);
+	if (n < 2) {
+		cr_skip_test("one CPU only: 1 worker would not tell the count from a constant");
+	}
+	CPU_ZERO(&some);
+	for (int cpu = 0; cpu < CPU_SETSIZE && k < n && k < 4; cpu++) {
+		struct run r;
+
+		if (!CPU_ISSET(cpu, &all)) {
+			continue;
+		}
+		CPU_SET(cpu, &some);
+		k++;
+		cr_assert_eq(sched_setaffinity(0, sizeof(some), &some), 0);
+		PARSE(&r, NULL, NULL, "server");
+		cr_assert_eq(r.rc, 0, "%s", r.err);
+		cr_expect_eq(r.o.workers, (unsigned)k, "pinned to %d CPU(s): %u workers", k,
+			r.o.workers);
+	}
 }
 
 Test(cli, options_after_the_command_are_its_own)
