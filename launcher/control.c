@@ -36,7 +36,7 @@ struct wroot {
 	struct wroot *next;
 	struct conn *conns;
 	uint32_t worker_id;
-	int fd;           /* -1 once no process of the worker holds its end */
+	int fd;           /* not polled once no process of the worker holds its end */
 	unsigned nconns;
 	unsigned nchans;
 };
@@ -647,9 +647,13 @@ static void root_done(struct wroot *w, const char *why)
 		cz_log(CZ_LOG_DEBUG, "worker %u: no process holds its attach "
 			"socket any more", w->worker_id);
 	}
+	/*
+	 * The fd stays open until worker_close().  Closed now, its number
+	 * could go to another worker's connection before this handle's
+	 * uv_close(), whose epoll_ctl(DEL) on that number would then silence
+	 * the newcomer for good.
+	 */
 	uv_poll_stop(&w->poll);
-	close(w->fd);
-	w->fd = -1;
 }
 
 /* Takes one ATTACH; 1 = go on, 0 = nothing more, -1 = the socket is done. */
