@@ -442,6 +442,7 @@ struct cz_worker *cz_workers_spawn(struct cz_sup *s, unsigned slot,
 		snprintf(why, whylen, "out of memory");
 		return NULL;
 	}
+	cz_keeper_watch(&s->keeper, r.pid);
 	attach_output(s, &r, w->id);
 	cz_log_event(CZ_LOG_INFO, "fork", "id pid", "worker %u (pid %d) forked",
 		w->id, (int)w->pid);

@@ -142,6 +142,7 @@ static void close_handle(uv_handle_t *h)
 static void finish(struct cz_sup *s)
 {
 	s->state = CZ_SUP_DONE;
+	cz_keeper_stop(&s->keeper);
 	cz_admin_destroy(s->admin);
 	s->admin = NULL;
 	cz_metrics_sup_stop(s);
@@ -298,6 +299,9 @@ static void reaped(struct cz_sup *s, pid_t pid, int status)
 		w = w->next;
 	}
 	if (w == NULL) {
+		if (cz_keeper_reaped(&s->keeper, pid, status)) {
+			return;
+		}
 		/* An orphan we adopted as a subreaper, or a stray child. */
 		cz_log(CZ_LOG_DEBUG, "reaped pid %d (not a worker)", (int)pid);
 		return;
@@ -317,6 +321,7 @@ static void reaped(struct cz_sup *s, pid_t pid, int status)
 		cz_log(CZ_LOG_DEBUG, "worker %u (pid %d): killed what was left "
 			"in its process group", w->id, (int)pid);
 	}
+	cz_keeper_forget(&s->keeper, pid);
 	cz_control_worker_exited(s->control, w->id);
 	unlink_worker(s, w);
 	if (w->candidate) {
@@ -643,6 +648,8 @@ static int sup_init(struct cz_sup *s)
 	const struct cz_workers_config *cfg = s->cfg;
 	int rc;
 
+	/* First: it must hold nothing of ours but its pipe. */
+	cz_keeper_start(&s->keeper);
 	cz_notify_open(&s->notify);
 	cz_output_init(&s->output, s->loop);
 	s->spawn.exe = cfg->exe_path;
@@ -680,6 +687,8 @@ int cz_workers_run(uv_loop_t *loop, const struct cz_workers_config *cfg)
 	s->opts = cfg->opts;
 	s->next_id = 1;
 	s->state = CZ_SUP_RUNNING;
+	s->keeper.pid = -1;
+	s->keeper.fd = -1;
 	s->spawn.ids = cfg->ids != NULL ? cfg->ids : &no_ids;
 	if (sup_init(s) < 0) {
 		s->exit_status = 1;

@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "keeper.h"
 #include "notify.h"
 #include "output.h"
 #include "spawn.h"
@@ -108,6 +109,7 @@ struct cz_sup {
 	struct cz_spawn spawn;
 	struct cz_output output;
 	struct cz_notify notify;
+	struct cz_keeper keeper;
 };
 
 uint64_t cz_workers_now(void);
