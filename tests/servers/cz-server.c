@@ -20,11 +20,16 @@
  * --connect-from/--connect-to (a client binding its source address),
  * --closefrom, --close-instead (close() rather than shutdown() the
  * listener after --shutdown-after connections).
+ *
+ * For the keeper (a SIGKILLed launcher leaves nothing behind): --setuid
+ * UID drops to UID (and gid UID) once listening; --orphans forks prefork
+ * children without PR_SET_PDEATHSIG, as nginx does.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -86,6 +91,8 @@ static struct {
 	int connect_from;
 	int connect_to;
 	bool closefrom;
+	int setuid_to;  /* -1, or the uid (and gid) to drop to once listening */
+	bool orphans;   /* prefork children without PR_SET_PDEATHSIG */
 } opt = {
 	.addr = "127.0.0.1",
 	.shutdown_id = -1,
@@ -94,6 +101,7 @@ static struct {
 	.no_listen_if_id_gt = -1,
 	.usr1_exits = -1,
 	.die_when_queued_id = -1,
+	.setuid_to = -1,
 };
 
 static int served;
@@ -113,7 +121,7 @@ static void usage(void)
 		"       [--fail-if-id-gt N] [--no-listen-if-id-gt N] [--usr1-exits CODE]\n"
 		"       [--ignore-term] [--pass-bound sendmsg|sendmmsg] [--close-instead]\n"
 		"       [--die-when-queued-id ID] [--reuseport] [--closefrom]\n"
-		"       [--connect-from PORT --connect-to PORT]\n");
+		"       [--connect-from PORT --connect-to PORT] [--setuid UID] [--orphans]\n");
 	exit(2);
 }
 
@@ -159,6 +167,8 @@ static void parse_args(int argc, char **argv)
 		{ "connect-from", required_argument, NULL, 'f' },
 		{ "connect-to", required_argument, NULL, 't' },
 		{ "closefrom", no_argument, NULL, 'z' },
+		{ "setuid", required_argument, NULL, 'Z' },
+		{ "orphans", no_argument, NULL, 'O' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -196,6 +206,8 @@ static void parse_args(int argc, char **argv)
 		case 'f': opt.connect_from = atoi(optarg); break;
 		case 't': opt.connect_to = atoi(optarg); break;
 		case 'z': opt.closefrom = true; break;
+		case 'Z': opt.setuid_to = atoi(optarg); break;
+		case 'O': opt.orphans = true; break;
 		default: usage();
 		}
 	}
@@ -352,7 +364,9 @@ static pid_t fork_child(void)
 	if (pid == 0) {
 		sigset_t term;
 
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (!opt.orphans) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+		}
 		if (getppid() != parent) {
 			_exit(1);
 		}
@@ -1016,6 +1030,19 @@ static void exhaust_fds(void)
 	printf("fds exhausted %d\n", (int)getpid());
 }
 
+/*
+ * --setuid: like servers that start as root and drop privileges once
+ * listening (nginx's and Apache's children, mini_httpd); the kernel then
+ * clears the PR_SET_PDEATHSIG the launcher gave this process.
+ */
+static void drop_privileges(uid_t uid)
+{
+	if (setgroups(0, NULL) < 0 || setgid((gid_t)uid) < 0 || setuid(uid) < 0) {
+		die("setuid");
+	}
+	printf("dropped to uid %u\n", (unsigned)getuid());
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1041,6 +1068,9 @@ int main(int argc, char **argv)
 		die_when_queued(lfd);
 	}
 
+	if (opt.setuid_to >= 0) {
+		drop_privileges((uid_t)opt.setuid_to);
+	}
 	if (opt.emfile_id > 0 && worker_id() == opt.emfile_id) {
 		exhaust_fds();
 	}
