@@ -5,6 +5,7 @@
  * nobody.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -402,4 +403,218 @@ Test(security_paths, relative_path_too_long_is_an_error)
 	snprintf(want, sizeof(want), "bind: %s", strerror(ENAMETOOLONG));
 	cr_expect_eq(czt_count(p, CZT_ERR, want), 1, "the worker's bind() says '%s'", want);
 	cr_expect_eq(czt_count(p, CZT_ERR, "listening on"), 0);
+}
+
+/* --- finding 13: nothing outlives the launcher ---------------------------- */
+
+/* pid's /proc/PID/stat fields after the command: ppid and process group. */
+static bool proc_stat(pid_t pid, pid_t *ppid, pid_t *pgrp, char *comm, size_t len)
+{
+	char path[64], buf[512], *close_paren;
+	FILE *f;
+	size_t n;
+	int pp = 0, pg = 0;
+	char state;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (f == NULL) {
+		return false;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	close_paren = strrchr(buf, ')');
+	if (close_paren == NULL ||
+		sscanf(close_paren + 1, " %c %d %d", &state, &pp, &pg) != 3 || state == 'Z') {
+		return false;
+	}
+	if (comm != NULL) {
+		char *open_paren = strchr(buf, '(');
+
+		*close_paren = '\0';
+		snprintf(comm, len, "%s", open_paren != NULL ? open_paren + 1 : "");
+	}
+	*ppid = pp;
+	*pgrp = pg;
+	return true;
+}
+
+/* Live processes whose process group is one of groups[0..ng); returns the count. */
+static int group_members(const pid_t *groups, int ng, pid_t *out, int max)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int n = 0;
+
+	cr_assert_not_null(d);
+	while ((de = readdir(d)) != NULL && n < max) {
+		pid_t pid = (pid_t)atoi(de->d_name), pp, pg;
+
+		if (pid <= 0 || !proc_stat(pid, &pp, &pg, NULL, 0)) {
+			continue;
+		}
+		for (int i = 0; i < ng; i++) {
+			if (pg == groups[i]) {
+				out[n++] = pid;
+				break;
+			}
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+/* The launcher's keeper: its child named clusterize-keep; -1 if none. */
+static pid_t keeper_of(pid_t launcher)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	pid_t found = -1;
+	char comm[32];
+
+	cr_assert_not_null(d);
+	while ((de = readdir(d)) != NULL) {
+		pid_t pid = (pid_t)atoi(de->d_name), pp, pg;
+
+		if (pid > 0 && proc_stat(pid, &pp, &pg, comm, sizeof(comm)) && pp == launcher &&
+			strcmp(comm, "clusterize-keep") == 0) {
+			found = pid;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+struct keeper_wait {
+	pid_t launcher, not, found;
+};
+
+static bool keeper_found(void *arg)
+{
+	struct keeper_wait *k = arg;
+
+	k->found = keeper_of(k->launcher);
+	return k->found > 0 && k->found != k->not;
+}
+
+/* Waits for the launcher's keeper (other than `not`): it names itself
+ * just after its fork. */
+static pid_t wait_keeper(pid_t launcher, pid_t not)
+{
+	struct keeper_wait k = { launcher, not, -1 };
+
+	cr_assert(czt_wait_until(keeper_found, &k, 10000), "the launcher has a keeper%s",
+		not > 0 ? " (a new one)" : "");
+	return k.found;
+}
+
+struct members_wait {
+	const pid_t *groups;
+	int ng, want;
+};
+
+static bool enough_members(void *arg)
+{
+	const struct members_wait *m = arg;
+	pid_t pids[64];
+
+	return group_members(m->groups, m->ng, pids, 64) >= m->want;
+}
+
+/*
+ * `workers` cz-server workers, each with 2 prefork children: kill -9 of
+ * the launcher must take every one of them, and the keeper, with it.
+ * Whatever is left is killed here, so a failure leaves nothing behind.
+ */
+static void sigkill_leaves_nothing(const char *const largs[], const char *const srv[],
+	int dropped_lines)
+{
+	struct czt_cluster c;
+	pid_t groups[4], pids[64], keeper, all[65];
+	struct members_wait mw = { groups, 0, 0 };
+	char want[128];
+	int n;
+
+	czt_cluster_start_argv(&c, 2, largs, srv, NULL);
+	for (int i = 0; i < c.nw; i++) {
+		groups[i] = c.w[i].pid;
+	}
+	mw.ng = c.nw;
+	mw.want = 3 * c.nw;
+	cr_assert(czt_wait_until(enough_members, &mw, 20000),
+		"each worker and its 2 children are up");
+	if (dropped_lines > 0) {
+		cr_assert_eq(czt_wait_line(c.proc, CZT_OUT, "dropped to uid", dropped_lines, 20000),
+			dropped_lines, "the workers dropped their privileges");
+	}
+	n = group_members(groups, c.nw, pids, 64);
+	keeper = wait_keeper(c.proc->pid, -1);
+	memcpy(all, pids, (size_t)n * sizeof(pid_t));
+	all[n] = keeper;
+
+	czt_signal(c.proc, SIGKILL);
+	czt_expect_exit(c.proc, CZT_KILLED(SIGKILL), 10000);
+	bool gone = czt_wait_gone(all, n + 1, 10000);
+
+	for (int i = 0; i <= n; i++) {
+		kill(all[i], SIGKILL);
+	}
+	cr_expect(gone, "no worker, worker's child or keeper outlives the launcher");
+	snprintf(want, sizeof(want), "the launcher (pid %d) is gone: killed the process "
+		"groups of %d workers", (int)c.proc->pid, c.nw);
+	cr_expect_eq(czt_count(c.proc, CZT_ERR, want), 1, "the keeper says: %s", want);
+}
+
+/* Workers that drop privileges themselves lose PR_SET_PDEATHSIG. */
+Test(security_paths, sigkilled_launcher_leaves_no_privilege_dropping_worker)
+{
+	need_root_and_nobody();
+	char uid[16];
+
+	snprintf(uid, sizeof(uid), "%u", (unsigned)nobody->pw_uid);
+	const char *largs[] = { NULL };
+	const char *srv[] = { czt_server(), "--style", "prefork", "--count", "2", "--orphans",
+		"--setuid", uid, NULL };
+
+	sigkill_leaves_nothing(largs, srv, 2);
+}
+
+/* A prefork server's children (like nginx's workers) never had it. */
+Test(security_paths, sigkilled_launcher_leaves_no_prefork_child)
+{
+	need_root_and_nobody();
+	const char *largs[] = { "--user", "nobody", NULL };
+	const char *srv[] = { czt_server(), "--style", "prefork", "--count", "2", "--orphans",
+		NULL };
+
+	sigkill_leaves_nothing(largs, srv, 0);
+}
+
+/*
+ * The keeper is restarted when something kills it, and the new one does
+ * its job; it never gets the terminal's SIGINT (a session of its own) and
+ * ends with a normal stop.
+ */
+Test(security_paths, keeper_is_restarted_and_ends_with_the_launcher)
+{
+	struct czt_cluster c;
+	char want[128];
+	pid_t first, second;
+
+	czt_cluster_start(&c, 1, "rr", NULL);
+	first = wait_keeper(c.proc->pid, -1);
+	cr_assert_eq(kill(first, SIGKILL), 0);
+	snprintf(want, sizeof(want), "keeper (pid %d) killed by signal SIGKILL; starting another",
+		(int)first);
+	cr_assert_eq(czt_wait_line(c.proc, CZT_ERR, want, 1, 10000), 1, "the launcher says: %s",
+		want);
+	second = wait_keeper(c.proc->pid, first);
+
+	/* ^C reaches the launcher's process group, not the keeper. */
+	cr_assert_eq(kill(-c.proc->pid, SIGINT), 0);
+	czt_expect_exit(c.proc, CZT_EXITED(0), 20000);
+	cr_expect(czt_wait_gone(&second, 1, 10000), "the keeper ends with the launcher");
+	cr_expect_eq(czt_count(c.proc, CZT_ERR, "is gone: killed"), 0,
+		"and has nothing to kill after a normal stop");
 }
