@@ -60,10 +60,16 @@ static void expect_ids(pid_t pid, uid_t uid, gid_t gid)
 	}
 }
 
-/* A port below 1024 that nothing holds on 127.0.0.1 right now. */
+/*
+ * A port below 1024 that nothing holds on 127.0.0.1 right now.  The
+ * search starts at a place of this test's own: runs from other checkouts
+ * on the same machine all starting at 80 took each other's port between
+ * this check and the worker's bind.
+ */
 static int free_privileged_port(void)
 {
-	for (int port = 80; port < 1024; port++) {
+	for (int i = 0; i < 1024 - 80; i++) {
+		int port = 80 + (int)(((unsigned)getpid() * 7919u + (unsigned)i) % (1024 - 80));
 		struct sockaddr_in sin = {
 			.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
 		};
