@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -617,4 +618,39 @@ Test(security_paths, keeper_is_restarted_and_ends_with_the_launcher)
 	cr_expect(czt_wait_gone(&second, 1, 10000), "the keeper ends with the launcher");
 	cr_expect_eq(czt_count(c.proc, CZT_ERR, "is gone: killed"), 0,
 		"and has nothing to kill after a normal stop");
+}
+
+/*
+ * The issue's own case: nginx with worker_processes 2 in none, where its
+ * workers (which nginx makes drop to its user) hold the listening socket.
+ */
+Test(security_paths, sigkilled_launcher_leaves_no_nginx_worker)
+{
+	need_root_and_nobody();
+	const char *nginx = czt_which("nginx");
+
+	if (nginx == NULL && access("/usr/sbin/nginx", X_OK) == 0) {
+		nginx = "/usr/sbin/nginx";
+	}
+	if (nginx == NULL) {
+		cr_skip_test("nginx is not installed (scripts/setup --with-servers installs it)");
+	}
+	const char *dir = czt_tmpdir();
+	int port = czt_free_port(AF_INET);
+	char conf[512], text[1024];
+
+	cr_assert_gt(port, 0);
+	snprintf(conf, sizeof(conf), "%s/nginx.conf", dir);
+	snprintf(text, sizeof(text),
+		"daemon off; master_process on; worker_processes 2;\n"
+		"pid %s/nginx.pid; error_log stderr;\n"
+		"events { worker_connections 64; }\n"
+		"http { access_log off; client_body_temp_path %s;\n"
+		"  server { listen 127.0.0.1:%d; location / { return 200 \"$pid\\n\"; } } }\n",
+		dir, dir, port);
+	write_file(conf, text, 0644);
+	const char *largs[] = { "-s", "none", NULL };
+	const char *cmd[] = { nginx, "-p", dir, "-c", conf, NULL };
+
+	sigkill_leaves_nothing(largs, cmd, 0);
 }
