@@ -114,6 +114,16 @@ static __attribute__((noreturn)) void keeper_main(int rfd, pid_t launcher)
 
 	setsid();
 	prctl(PR_SET_NAME, "clusterize-keep");
+	if (rfd <= STDERR_FILENO) {
+		/* The launcher started without stdio: keep the pipe clear of it. */
+		int moved = fcntl(rfd, F_DUPFD, STDERR_FILENO + 1);
+
+		if (moved >= 0) {
+			close(rfd);
+			rfd = moved;
+			p[0].fd = rfd;
+		}
+	}
 	close(STDIN_FILENO);
 	close(STDOUT_FILENO);
 	if (rfd > STDERR_FILENO + 1) {
