@@ -19,6 +19,7 @@
 
 #include "addr.h"
 #include "escape.h"
+#include "listen_watch.h"
 #include "log.h"
 #include "rr.h"
 #include "sockets.h"
@@ -66,6 +67,7 @@ struct cz_control {
 	struct wroot *workers;
 	struct cz_sockets *sockets;
 	struct cz_rr *rr;
+	struct cz_lwatch *watch;
 	bool destroying;
 };
 
@@ -360,6 +362,7 @@ static int open_channel(struct conn *k, struct cz_key *key, uint32_t *chan)
 		if (err < 0) {
 			return err;
 		}
+		cz_rr_listener_set_data(l, key);
 		key->data = l;
 	}
 	fd = cz_rr_chan_open(key->data, k->w->worker_id, k, chan);
@@ -812,8 +815,12 @@ int cz_control_create(uv_loop_t *loop, enum cz_mode mode,
 	if (err == 0) {
 		err = cz_rr_create(loop, &c->rr);
 	}
+	if (err == 0) {
+		err = cz_lwatch_create(loop, c->sockets, c->rr, &c->watch);
+	}
 	if (err < 0) {
 		cz_sockets_destroy(c->sockets);
+		cz_rr_destroy(c->rr);
 		free(c);
 		return err;
 	}
@@ -922,6 +929,7 @@ void cz_control_destroy(struct cz_control *c)
 		return;
 	}
 	c->destroying = true;
+	cz_lwatch_destroy(c->watch);
 	while (c->workers != NULL) {
 		worker_close(c, c->workers);
 	}

@@ -1,6 +1,7 @@
 #include "rr.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,8 @@ struct cz_rr_listener {
 	bool polling;
 	bool emfile;    /* accept failed hard (EMFILE...): paused until a tick */
 	bool warned;    /* ... and said so; reset by a successful accept */
+	bool dead;      /* broken for good: never polled again */
+	void *data;     /* the owner's */
 	struct rr_chan **chans;
 	unsigned nchans, chans_cap, next_pick;
 	struct cz_rr_fifo q; /* accepted, not yet sent */
@@ -58,6 +61,8 @@ struct cz_rr {
 	unsigned ncounts, counts_cap;
 	cz_rr_chan_closed_fn *chan_closed;
 	void *chan_closed_data;
+	cz_rr_broken_fn *broken;
+	void *broken_data;
 };
 
 static uint64_t now_ms(const struct cz_rr *rr)
@@ -588,14 +593,27 @@ static void on_tick(uv_timer_t *t)
 
 /* --- listeners ------------------------------------------------------------ */
 
+/* Out of fds or memory: the listener itself is fine. */
+static bool accept_starved(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
 /* Returns whether to keep accepting after accept4() failed with `err`. */
 static bool on_accept_error(struct cz_rr_listener *l, int err)
 {
 	if (cz_rr_accept_transient(err)) {
 		return true;
 	}
-	/* Out of fds or memory, or a broken socket: retrying at once would
-	 * spin; the next tick resumes. */
+	/* A socket that fails for good (shut down by someone who held it):
+	 * the owner re-creates it, or it is given up. */
+	if (!accept_starved(err) && l->rr->broken != NULL) {
+		if (l->rr->broken(l->rr->broken_data, l, err) < 0) {
+			l->dead = true;
+		}
+		return false;
+	}
+	/* Retrying at once would spin; the next tick resumes. */
 	if (!l->warned) {
 		cz_log(CZ_LOG_WARN, "accept on %s: %s", l->name, strerror(err));
 		l->warned = true;
@@ -651,7 +669,8 @@ static void on_listener(uv_poll_t *h, int status, int events)
  */
 static void update_poll(struct cz_rr_listener *l)
 {
-	bool want = !l->emfile && l->nchans > 0 && l->q.len < CZ_RR_HOLD;
+	bool want = !l->emfile && !l->dead && l->nchans > 0 &&
+		    l->q.len < CZ_RR_HOLD;
 
 	if (want == l->polling) {
 		return;
@@ -779,6 +798,45 @@ void cz_rr_set_chan_closed(struct cz_rr *rr, cz_rr_chan_closed_fn *fn,
 {
 	rr->chan_closed = fn;
 	rr->chan_closed_data = data;
+}
+
+void cz_rr_set_broken(struct cz_rr *rr, cz_rr_broken_fn *fn, void *data)
+{
+	rr->broken = fn;
+	rr->broken_data = data;
+}
+
+void cz_rr_listener_set_data(struct cz_rr_listener *l, void *data)
+{
+	l->data = data;
+}
+
+void *cz_rr_listener_data(const struct cz_rr_listener *l)
+{
+	return l->data;
+}
+
+int cz_rr_listener_replace(struct cz_rr_listener *l, int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	/* Stopping unregisters the old socket from epoll while the number
+	 * still names it; polling again registers the new one. */
+	uv_poll_stop(&l->poll);
+	l->polling = false;
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    dup3(fd, l->fd, O_CLOEXEC) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	close(fd);
+	l->emfile = false;
+	l->warned = false;
+	l->dead = false;
+	update_poll(l);
+	return 0;
 }
 
 void cz_rr_set_now(struct cz_rr *rr, uint64_t ms)

@@ -61,6 +61,26 @@ int cz_rr_listener_create(struct cz_rr *rr, int fd, bool conn_nonblock,
 /* Closes the listener's channels and undispatched connections (not fd). */
 void cz_rr_listener_destroy(struct cz_rr_listener *l);
 
+/* The owner's pointer, for cz_rr_broken_fn. */
+void cz_rr_listener_set_data(struct cz_rr_listener *l, void *data);
+void *cz_rr_listener_data(const struct cz_rr_listener *l);
+
+/*
+ * Called when accept4() on a listener fails with an error that is not the
+ * connection's nor a lack of resources (EINVAL after a shutdown(), EBADF,
+ * ENOTSOCK...): retrying would fail for ever.  Return 0 once the socket is
+ * replaced (cz_rr_listener_replace), or -errno: the listener then stops
+ * accepting for good.  Without a callback it is retried each tick.
+ */
+typedef int cz_rr_broken_fn(void *data, struct cz_rr_listener *l, int err);
+void cz_rr_set_broken(struct cz_rr *rr, cz_rr_broken_fn *fn, void *data);
+
+/*
+ * Puts the listening socket `fd` at the listener's fd number (dup3; `fd`
+ * is closed) and accepts on it.  0 or -errno.
+ */
+int cz_rr_listener_replace(struct cz_rr_listener *l, int fd);
+
 /*
  * Opens a channel to worker `worker_id` for `owner` (the control
  * connection that asked; see cz_rr_owner_gone).  Returns the worker's end

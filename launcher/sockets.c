@@ -243,6 +243,19 @@ static int key_open(const struct cz_sockets *s, struct cz_key *k,
 	return 0;
 }
 
+/*
+ * SO_REUSEADDR once the socket listens: the app's bind() has had the
+ * kernel's answer already, and the connections accepted from now on leave
+ * TIME_WAITs that let the primary make the socket again on the same
+ * address if someone shuts it down (cz_sockets_relisten).
+ */
+static void reuse_after_listen(int fd)
+{
+	const int one = 1;
+
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+}
+
 /* Appends `k` (keys stay in the order they were made) with a new id. */
 static int key_insert(struct cz_sockets *s, struct cz_key *k)
 {
@@ -272,6 +285,7 @@ static int key_create(struct cz_sockets *s, const struct cz_msg_bind *m,
 	k->ordinal = ordinal;
 	memcpy(&k->req, &m->addr.ss, m->addr.len);
 	k->req_len = m->addr.len;
+	k->opts = m->opts;
 	err = key_open(s, k, m);
 	if (err < 0) {
 		free(k);
@@ -336,6 +350,8 @@ int cz_sockets_listen(struct cz_sockets *s, struct cz_key *k,
 			return -errno;
 		}
 		k->listening = true;
+		cz_sockets_merge_opts(&k->opts, opts);
+		reuse_after_listen(k->fd);
 	}
 	if (!k->listen_seen) {
 		k->listen_seen = true;
@@ -420,6 +436,17 @@ unsigned cz_sockets_listen_count(const struct cz_sockets *s,
 unsigned cz_sockets_key_count(const struct cz_sockets *s, uint32_t worker_id)
 {
 	return cz_sidx_keys(&s->idx, worker_id);
+}
+
+void cz_sockets_each(struct cz_sockets *s, void (*fn)(void *, struct cz_key *),
+	void *data)
+{
+	struct cz_key *k, *next;
+
+	for (k = s->keys; k != NULL; k = next) {
+		next = k->next;
+		fn(data, k);
+	}
 }
 
 unsigned cz_sockets_orphans(const struct cz_sockets *s)
@@ -547,6 +574,7 @@ int cz_sockets_adopt(struct cz_sockets *s, int fd)
 		return -ENOMEM;
 	}
 	k->file.dirfd = -1; /* systemd's socket file: left to it */
+	memset(&k->opts, 0xff, sizeof(k->opts)); /* CZ_OPT_UNSET: its own */
 	err = adopt_kind(fd, k);
 	if (err == 0) {
 		err = adopt_addr(fd, k);
@@ -567,6 +595,9 @@ int cz_sockets_adopt(struct cz_sockets *s, int fd)
 	k->fd = fd;
 	k->adopted = true;
 	k->listening = acceptconn != 0;
+	if (k->listening) {
+		reuse_after_listen(fd);
+	}
 	if (key_insert(s, k) < 0) {
 		k->fd = -1; /* the caller's, still */
 		key_close(s, k);

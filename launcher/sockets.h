@@ -63,6 +63,8 @@ struct cz_key {
 	bool adopted;     /* inherited (socket activation): open until destroy */
 	bool shared;      /* sent to a worker in rr: the primary never accepts
 			   * on it; every LISTEN of it gets the socket */
+	struct cz_sockopts opts; /* as applied (BIND's, then LISTEN's) */
+	bool dead;        /* broke, and could not be made again */
 	int backlog;      /* the first LISTEN's */
 	bool nonblock;    /* the first LISTEN's */
 	struct cz_hold *holds; /* one per worker holding it */
@@ -138,6 +140,11 @@ unsigned cz_sockets_key_count(const struct cz_sockets *s, uint32_t worker_id);
 /* Listening keys no worker holds, kept open for the next worker. */
 unsigned cz_sockets_orphans(const struct cz_sockets *s);
 
+/* Calls fn(data, k) for every key, in the order they were made (fn may
+ * close the key it is given). */
+void cz_sockets_each(struct cz_sockets *s, void (*fn)(void *, struct cz_key *),
+	void *data);
+
 /*
  * For tests: how many candidate records lookups have compared so far, to
  * show that a bind's cost does not grow with what came before.
@@ -193,5 +200,19 @@ void cz_sockets_set_worker_ids(struct cz_sockets *s,
 /* Applies every option of `o` that is not CZ_OPT_UNSET to socket `fd`. */
 void cz_sockets_apply_opts(int fd, int family, int type,
 	const struct cz_sockopts *o);
+
+/* Sets in `to` every option of `o` that is not CZ_OPT_UNSET. */
+void cz_sockets_merge_opts(struct cz_sockopts *to, const struct cz_sockopts *o);
+
+/*
+ * A listening socket broke for good (someone that held it shut it down):
+ * makes a new one with the key's address, options and backlog and puts it
+ * at k->fd's number (dup3), so everything that refers to the key by fd
+ * goes on.  Inet stream keys only: -EOPNOTSUPP for others (a unix socket
+ * file would have to be made again).  `install` (NULL: dup3 here) puts the
+ * new fd in place, for a socket something polls.  0 or -errno.
+ */
+int cz_sockets_relisten(struct cz_key *k, int (*install)(void *, int),
+	void *data);
 
 #endif

@@ -511,3 +511,54 @@ Test(rr, read_back_leaks_no_fd)
 	reply(wfd[1], CZ_MSG_ACK_UPTO, 3);
 	cr_assert_eq(open_fds(), before - 2, "only worker 10's channel closed");
 }
+
+static int broken_calls, broken_err;
+
+/* The owner's repair: a new socket on the same address, put in place. */
+static int remake(void *data, struct cz_rr_listener *l, int err)
+{
+	struct sockaddr_in in;
+	socklen_t len = sizeof(in);
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	(void)data;
+	broken_calls++;
+	broken_err = err;
+	getsockname(lfd, (void *)&in, &len);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (void *)&in, sizeof(in)) < 0 || listen(fd, 16) < 0) {
+		close(fd);
+		return -errno;
+	}
+	return cz_rr_listener_replace(l, fd);
+}
+
+Test(rr, a_listener_shut_down_is_made_again_by_its_owner)
+{
+	struct sockaddr_in srv;
+	socklen_t len = sizeof(srv);
+	int c, i, v = 0;
+
+	broken_calls = 0;
+	cz_rr_set_broken(rr, remake, NULL);
+	open_chans(1);
+	getsockname(lfd, (void *)&srv, &len);
+	cr_assert_eq(shutdown(lfd, SHUT_RDWR), 0, "as a process that held it would");
+	for (i = 0; i < 20 && broken_calls == 0; i++) {
+		uv_run(&loop, UV_RUN_NOWAIT);
+	}
+	cr_assert_eq(broken_calls, 1, "accept's EINVAL is reported once");
+	cr_assert_eq(broken_err, EINVAL);
+	len = sizeof(v);
+	getsockopt(lfd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len);
+	cr_assert_eq(v, 1, "the same fd number listens again");
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_eq(connect(c, (void *)&srv, sizeof(srv)), 0, "on the same port");
+	for (i = 0; i < 20 && inflight(0) == 0; i++) {
+		uv_run(&loop, UV_RUN_NOWAIT);
+	}
+	cr_assert_eq(inflight(0), 1, "and its connections are dispatched");
+	cr_assert_eq(broken_calls, 1);
+	close(c);
+}

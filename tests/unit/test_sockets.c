@@ -540,3 +540,65 @@ Test(sockets, orphans_are_bounded_oldest_closed_first)
 			"worker 2's keys, orphaned last, are kept (key %u)", i);
 	}
 }
+
+static int acceptconn(int fd)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+
+	getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len);
+	return v;
+}
+
+/* Whether a client can connect to 127.0.0.1:port. */
+static bool connects(int port)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET };
+	int c = socket(AF_INET, SOCK_STREAM, 0), r;
+
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	in.sin_port = htons((uint16_t)port);
+	r = connect(c, (void *)&in, sizeof(in));
+	close(c);
+	return r == 0;
+}
+
+Test(sockets, a_listener_shut_down_listens_again_for_every_holder)
+{
+	struct cz_key *k = listen_ok(1, "127.0.0.1:0");
+	int fd = k->fd, port = port_of(k);
+	uint64_t ck = cookie(k->fd);
+	int held = dup(k->fd); /* a worker's copy */
+
+	cr_assert(connects(port));
+	cr_assert_eq(shutdown(held, SHUT_RDWR), 0);
+	cr_assert_eq(acceptconn(k->fd), 0);
+	cr_assert_not(connects(port));
+	cr_assert_eq(cz_sockets_relisten(k, NULL, NULL), 0);
+	cr_assert_eq(k->fd, fd, "the same fd number");
+	cr_assert_eq(cookie(k->fd), ck, "the same socket");
+	cr_assert_eq(acceptconn(held), 1, "so the worker's copy listens again too");
+	cr_assert(connects(port), "on the same port");
+	close(held);
+}
+
+Test(sockets, a_listener_that_cannot_listen_again_is_made_anew)
+{
+	struct cz_key *k = listen_ok(1, "127.0.0.1:0");
+	int fd = k->fd, port = port_of(k);
+	int other = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	char path[64];
+
+	/* Something else at its number, which cannot listen. */
+	cr_assert_eq(dup2(other, k->fd), k->fd);
+	close(other);
+	cr_assert_eq(cz_sockets_relisten(k, NULL, NULL), 0);
+	cr_assert_eq(k->fd, fd, "the same fd number");
+	cr_assert_eq(acceptconn(k->fd), 1, "listening again");
+	cr_assert_eq(port_of(k), port);
+	cr_assert(connects(port), "on the same port");
+	snprintf(path, sizeof(path), "/tmp/cz-test-re-%d.sock", (int)getpid());
+	unlink(path);
+	cr_assert_eq(cz_sockets_relisten(listen_ok(1, path), NULL, NULL), -EOPNOTSUPP,
+		"a unix socket file is not made again");
+}
