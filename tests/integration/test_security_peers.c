@@ -11,11 +11,14 @@
 #include <jansson.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "czt.h"
@@ -338,4 +341,245 @@ Test(security_peers, refused_connects_leave_the_log_small)
 	cr_expect_lt(log_size(c.proc) - before, 1024, "the log grew by %zu bytes",
 		log_size(c.proc) - before);
 	czt_stop(c.proc);
+}
+
+/* --- finding 5: no worker breaks the listener of others ---------------------- */
+
+/* clusterize ARGS -- sh -c SCRIPT, SCRIPT printf-formatted. */
+static struct czt_proc *launch_sh(const char *const largs[], const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static struct czt_proc *launch_sh(const char *const largs[], const char *fmt, ...)
+{
+	static char script[2048];
+	const char *argv[24];
+	const char *env[] = { czt_asan_options(), NULL };
+	va_list ap;
+	int n = 0;
+
+	va_start(ap, fmt);
+	vsnprintf(script, sizeof(script), fmt, ap);
+	va_end(ap);
+	argv[n++] = czt_launcher();
+	for (int i = 0; largs[i] != NULL && n < 18; i++) {
+		argv[n++] = largs[i];
+	}
+	argv[n++] = "--";
+	argv[n++] = "/bin/sh";
+	argv[n++] = "-c";
+	argv[n++] = script;
+	argv[n] = NULL;
+	return czt_spawn(argv, env);
+}
+
+/*
+ * In rr, a worker asks for the listening socket itself, as Node's own
+ * cluster does before sending it to its workers, and would shut it down:
+ * the primary accepts on that socket, so it gets EADDRINUSE instead, and
+ * the other worker goes on serving.
+ */
+Test(security_peers, rr_never_hands_out_the_socket_it_accepts_on)
+{
+	int port = czt_free_port(AF_INET);
+	const char *largs[] = { "-w", "1", "-s", "rr", NULL };
+	struct czt_worker w[CZT_MAX_WORKERS];
+	struct czt_proc *p = launch_sh(largs, "if [ \"$CLUSTERIZE_WORKER_ID\" = 2 ]; then "
+		"exec %s grab-shared %d; fi; exec %s --port %d", peer_path(), port, czt_server(),
+		port);
+	struct czt_addr a;
+	pid_t pids[20];
+
+	cr_assert_eq(czt_wait_listening(p, 1, w, 20000), 1);
+	cr_assert_eq(czt_signal(p, SIGTTIN), 0);
+	cr_assert_eq(czt_wait_line(p, CZT_OUT, "grab: ", 1, 20000), 1);
+	cr_expect_eq(czt_count(p, CZT_OUT, "grab: err -98 mode 0 fd no shutdown no"), 1,
+		"EADDRINUSE, no socket");
+	czt_addr_tcp(&a, "127.0.0.1", port);
+	cr_expect_eq(czt_ask_many(&a, 20, 4, pids, 10000), 20, "all answered (%s)",
+		czt_last_bad());
+	for (int i = 0; i < 20; i++) {
+		cr_expect_eq(pids[i], w[0].pid, "by the server");
+	}
+	czt_stop(p);
+}
+
+/* In the child: the socket at fd 3 and LISTEN_* naming our pid. */
+static int activate(void *arg)
+{
+	char pid[32];
+
+	if (dup2(*(int *)arg, 3) < 0) {
+		return -1;
+	}
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	return setenv("LISTEN_PID", pid, 1) | setenv("LISTEN_FDS", "1", 1);
+}
+
+/*
+ * The service manager's copy of an adopted socket is the primary's own:
+ * shut down through it, the socket stops accepting.  The primary makes a
+ * new one on the same address, says so once, and serves again.
+ */
+Test(security_peers, a_listening_socket_shut_down_is_made_again)
+{
+	struct czt_worker w[CZT_MAX_WORKERS];
+	struct czt_addr a;
+	char portarg[16];
+	int port, lfd = czt_hold_port("127.0.0.1", &port);
+	pid_t pids[10];
+
+	cr_assert_geq(lfd, 0);
+	snprintf(portarg, sizeof(portarg), "%d", port);
+	const char *argv[] = { czt_launcher(), "-w", "1", "-s", "rr", "--", czt_server(),
+		"--port", portarg, NULL };
+	const char *env[] = { czt_asan_options(), NULL };
+	struct czt_proc *p = czt_ops_spawn_hook(argv, env, activate, &lfd);
+
+	cr_assert_eq(czt_wait_listening(p, 1, w, 20000), 1);
+	czt_addr_tcp(&a, "127.0.0.1", port);
+	cr_assert_eq(czt_ask(&a, 10000), w[0].pid, "served before");
+	cr_assert_eq(shutdown(lfd, SHUT_RDWR), 0);
+	cr_assert_eq(czt_wait_line(p, CZT_ERR, "listening on a new one", 1, 10000), 1,
+		"the launcher makes the socket again and says so");
+	cr_expect_eq(czt_ask_many(&a, 10, 2, pids, 10000), 10, "all answered after (%s)",
+		czt_last_bad());
+	for (int i = 0; i < 10; i++) {
+		cr_expect_eq(pids[i], w[0].pid);
+	}
+	cr_expect_eq(czt_count(p, CZT_ERR, "shut it down"), 1, "said once");
+	close(lfd);
+	czt_stop(p);
+}
+
+/*
+ * In none every worker holds the listening socket, so one can shut it
+ * down for all: the primary notices within its check period, listens on a
+ * new socket, and a worker that listens from then on serves.
+ */
+Test(security_peers, in_none_a_shared_socket_shut_down_is_made_again)
+{
+	int port = czt_free_port(AF_INET);
+	const char *largs[] = { "-w", "1", "-s", "none", NULL };
+	struct czt_worker w[CZT_MAX_WORKERS];
+	struct czt_proc *p = launch_sh(largs, "if [ \"$CLUSTERIZE_WORKER_ID\" = 1 ]; then "
+		"exec %s grab-shared %d; fi; exec %s --port %d", peer_path(), port, czt_server(),
+		port);
+	struct czt_addr a;
+	pid_t pids[10];
+
+	cr_assert_eq(czt_wait_line(p, CZT_OUT, "grab: ", 1, 20000), 1);
+	cr_assert_eq(czt_count(p, CZT_OUT, "shutdown done"), 1, "in none the worker holds "
+		"the socket itself, and shut it down");
+	cr_assert_eq(czt_wait_line(p, CZT_ERR, "listening on a new one", 1, 10000), 1);
+	cr_assert_eq(czt_signal(p, SIGTTIN), 0);
+	cr_assert_eq(czt_wait_listening(p, 2, w, 20000), 2);
+	czt_addr_tcp(&a, "127.0.0.1", port);
+	cr_expect_eq(czt_ask_many(&a, 10, 2, pids, 10000), 10, "the new worker serves (%s)",
+		czt_last_bad());
+	for (int i = 0; i < 10; i++) {
+		cr_expect_eq(pids[i], w[1].pid);
+	}
+	czt_stop(p);
+}
+
+/* --- finding 8: nothing waits for ever, nothing spins ------------------------- */
+
+/*
+ * The primary does not answer (stopped): a worker's bind() fails with
+ * ETIMEDOUT after the request timeout and says why on stderr.
+ */
+Test(security_peers, a_call_the_primary_does_not_answer_fails_in_time)
+{
+	int port = czt_free_port(AF_INET), peer = 0;
+	char portarg[16];
+
+	snprintf(portarg, sizeof(portarg), "%d", port);
+	const char *argv[] = { czt_launcher(), "-w", "1", "--", peer_path(), "bind-late",
+		portarg, NULL };
+	const char *env[] = { czt_asan_options(), "CLUSTERIZE_REQUEST_TIMEOUT_MS=500", NULL };
+	struct czt_proc *p = czt_spawn(argv, env);
+
+	cr_assert_eq(czt_wait_line(p, CZT_ERR, " online", 1, 20000), 1);
+	cr_assert_eq(czt_wait_line(p, CZT_OUT, "waiting pid ", 1, 20000), 1);
+	char *out = czt_read(p, CZT_OUT);
+
+	cr_assert_eq(sscanf(strstr(out, "waiting pid "), "waiting pid %d", &peer), 1);
+	free(out);
+	cr_assert_eq(kill(p->pid, SIGSTOP), 0);
+	kill(peer, SIGUSR1);
+	cr_expect_eq(czt_wait_line(p, CZT_OUT, "bind: Connection timed out", 1, 10000), 1,
+		"bind() fails with ETIMEDOUT");
+	cr_expect_eq(czt_count(p, CZT_ERR, "no answer from the primary in 500 ms"), 1,
+		"and says why");
+	kill(p->pid, SIGCONT);
+	czt_stop(p);
+}
+
+/* The process's CPU time (user + system), in clock ticks. */
+static long cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, st = 0;
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	cr_assert_gt(n, 0);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	cr_assert_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+		&ut, &st), 2);
+	return (long)(ut + st);
+}
+
+static int limit_fds(void *arg)
+{
+	struct rlimit rl = { 64, 64 };
+
+	(void)arg;
+	return setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+static long long wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A launcher with 64 fds, and a worker that attaches 100 connections: the
+ * launcher runs out of fds, refuses what it cannot take, and while the
+ * worker holds them (1.5 s) it stays idle with a short log.
+ */
+Test(security_peers, at_its_fd_limit_the_primary_idles)
+{
+	const char *argv[] = { czt_launcher(), "-w", "1", "--", peer_path(), "attach-flood",
+		"100", "1500", NULL };
+	const char *env[] = { czt_asan_options(), NULL };
+	struct czt_proc *p = czt_ops_spawn_hook(argv, env, limit_fds, NULL);
+	int ok = 0, refused = 0;
+
+	cr_assert_eq(czt_wait_line(p, CZT_OUT, "flood ok ", 1, 30000), 1);
+	long t0 = cpu_ticks(p->pid);
+	long long w0 = wall_ms();
+	char *out = czt_read(p, CZT_OUT);
+
+	cr_assert_eq(sscanf(strstr(out, "flood ok "), "flood ok %d refused %d", &ok,
+		&refused), 2);
+	free(out);
+	cr_expect_gt(refused, 0, "the launcher ran out of fds (%d attached)", ok);
+	cr_assert_eq(czt_wait_line(p, CZT_OUT, "flood done", 1, 30000), 1);
+	long ticks = cpu_ticks(p->pid) - t0;
+	long long wall = wall_ms() - w0;
+
+	cr_expect_lt(ticks * 1000 / sysconf(_SC_CLK_TCK), wall / 4 + 100, "the launcher used "
+		"%ld ticks of CPU in %lld ms at its fd limit", ticks, wall);
+	cr_expect_lt(log_size(p), 8192, "its log stays small: %zu bytes", log_size(p));
+	czt_stop(p);
 }
