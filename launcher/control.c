@@ -790,9 +790,7 @@ static void worker_close(struct cz_control *c, struct wroot *w)
 		conn_close(w->conns, false);
 	}
 	uv_close((uv_handle_t *)&w->poll, on_root_closed);
-	if (w->fd >= 0) {
-		close(w->fd);
-	}
+	close(w->fd);
 }
 
 /* --- the control ----------------------------------------------------------- */
