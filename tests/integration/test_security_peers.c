@@ -583,3 +583,47 @@ Test(security_peers, at_its_fd_limit_the_primary_idles)
 	cr_expect_lt(log_size(p), 8192, "its log stays small: %zu bytes", log_size(p));
 	czt_stop(p);
 }
+
+/* --- the attach socket survives what apps do to fds ------------------------- */
+
+/*
+ * A worker marks every fd close-on-exec (fcntl, close_range), dup2()s
+ * over the attach socket's number, closes every fd from 3 and execs the
+ * server: the attach socket, which the shim keeps out of the app's reach
+ * and inheritable, still brings the server into the cluster.
+ */
+static void survives_fd_games(const char *how)
+{
+	int port = czt_free_port(AF_INET);
+	char portarg[16];
+	struct czt_worker w[CZT_MAX_WORKERS];
+	struct czt_addr a;
+	pid_t pids[10];
+
+	snprintf(portarg, sizeof(portarg), "%d", port);
+	const char *argv[] = { czt_launcher(), "-w", "1", "--", peer_path(), "fd-abuse",
+		czt_server(), "--port", portarg, NULL };
+	const char *env[] = { czt_asan_options(), how, NULL };
+	struct czt_proc *p = czt_spawn(argv, env);
+
+	cr_assert_eq(czt_wait_listening(p, 1, w, 20000), 1, "the exec'd server listens "
+		"through the primary");
+	czt_addr_tcp(&a, "127.0.0.1", port);
+	cr_expect_eq(czt_ask_many(&a, 10, 2, pids, 10000), 10, "and serves (%s)",
+		czt_last_bad());
+	for (int i = 0; i < 10; i++) {
+		cr_expect_eq(pids[i], w[0].pid);
+	}
+	cr_expect_eq(czt_count(p, CZT_ERR, "not the launcher's socket"), 0);
+	czt_stop(p);
+}
+
+Test(security_peers, the_attach_socket_survives_close_range_cloexec_and_exec)
+{
+	survives_fd_games(NULL);
+}
+
+Test(security_peers, the_attach_socket_survives_fcntl_cloexec_and_exec)
+{
+	survives_fd_games("CZ_PEER_FCNTL=1");
+}

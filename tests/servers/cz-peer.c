@@ -16,6 +16,11 @@
  *   cz-peer attach-flood N MS    (a worker) attaches N connections, holds
  *                                them MS ms
  *   cz-peer connect-unix PATH N  connects to PATH N times (a refused user)
+ *   cz-peer fd-abuse CMD...      (a worker) dup2()s onto the attach
+ *                                socket's number, marks every fd close-on-
+ *                                exec (close_range, or fcntl with
+ *                                $CZ_PEER_FCNTL), closes every fd from 3,
+ *                                then execs CMD
  *
  * Each prints one result line on stdout; the long-running ones then wait
  * for a signal.  Built against whichever protocol version the tree has,
@@ -508,6 +513,29 @@ static int cmd_connect_unix(const char *path, int n)
 	return 0;
 }
 
+/* What careless apps do to fds they did not open, before exec'ing. */
+static int cmd_fd_abuse(char **cmd)
+{
+	const char *e = getenv("CLUSTERIZE_CONTROL_FD");
+	int no = e != NULL ? atoi(e) : -1;
+
+	if (no >= 3) {
+		dup2(STDERR_FILENO, no);
+		close(no);
+	}
+	if (getenv("CZ_PEER_FCNTL") != NULL) {
+		for (int fd = 3; fd < 4096; fd++) {
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+		}
+	} else {
+		close_range(3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */);
+	}
+	closefrom(3);
+	execvp(cmd[0], cmd);
+	perror("cz-peer: exec");
+	return 127;
+}
+
 int main(int argc, char **argv)
 {
 	sigset_t set;
@@ -535,11 +563,14 @@ int main(int argc, char **argv)
 	if (argc == 4 && strcmp(argv[1], "attach-flood") == 0) {
 		return cmd_attach_flood(atoi(argv[2]), atoi(argv[3]));
 	}
+	if (argc >= 3 && strcmp(argv[1], "fd-abuse") == 0) {
+		return cmd_fd_abuse(argv + 2);
+	}
 	if (argc == 4 && strcmp(argv[1], "connect-unix") == 0) {
 		return cmd_connect_unix(argv[2], atoi(argv[3]));
 	}
 	fprintf(stderr, "usage: cz-peer junk MS | stranger PORT PID LPID | listen-many PORT N |\n"
 		"       grab-shared PORT | bind-late PORT | attach-flood N MS |\n"
-		"       connect-unix PATH N\n");
+		"       connect-unix PATH N | fd-abuse CMD...\n");
 	return 2;
 }
