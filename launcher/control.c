@@ -422,8 +422,10 @@ static int on_listen(struct conn *k, const union msg *m)
 	} else if (err == 0) {
 		fd = key->fd;
 	}
-	if (err >= 0 && acq_add(k, key->id, 0,
-		    cz_sockets_listen_count(c->sockets, wid) - before) < 0) {
+	/* Booked only if this LISTEN counted one (a second one of a socket
+	 * already listening does not). */
+	if (err >= 0 && cz_sockets_listen_count(c->sockets, wid) > before &&
+	    acq_add(k, key->id, 0, 1) < 0) {
 		err = -ENOMEM;
 		if (chan != 0) {
 			cz_rr_chan_close(c->rr, chan, wid);

@@ -49,6 +49,12 @@
  * the worker fall back to ACK_UPTO, which covers everything up to its seq.
  * A channel belongs to the control connection that asked for it and goes
  * when that connection goes (or on RELEASE, or when its worker exits).
+ * The primary keeps a dup of the worker end, so it can tell a channel by
+ * the inode of its socket: a channel that reaches a process some other
+ * way than a LISTEN reply (handed over by the launcher, inherited across
+ * exec) can be named to the primary by sending the fd on the process's
+ * control connection, and the primary can answer only for its own
+ * worker's channels.  (Not built yet: no message does it today.)
  *
  * Limits per worker (all its processes together): CZ_MAX_CONNS control
  * connections (an ATTACH past it is refused: the process sees its
