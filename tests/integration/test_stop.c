@@ -165,6 +165,8 @@ static void expect_fast_stop(const int *sigs, int n, const char *line, const cha
 	}
 	cr_assert_eq(czt_signal(c.proc, sigs[n - 1]), 0);
 	cr_expect_eq(czt_wait_line(c.proc, CZT_ERR, line, 1, 10000), 1, "'%s'", line);
+	/* At once: long before the 30 s of --grace. */
+	cr_assert(czt_wait_gone(pids, WORKERS, 5000), "%s: the workers are killed at once", what);
 	expect_stopped(c.proc, pids, what);
 	expect_all_killed(&c);
 }
