@@ -340,7 +340,10 @@ Test(failures, sigkilled_launcher_takes_workers_along)
 	czt_expect_exit(c.proc, CZT_KILLED(SIGKILL), 5000);
 	cr_expect(czt_wait_gone(pids, 2, 10000), "workers exit when the launcher is SIGKILLed");
 	czt_addr_tcp(&a, "127.0.0.1", c.port);
-	cr_expect_eq(czt_ask(&a, 5000), -ECONNREFUSED, "nothing listens on the port afterwards");
+	pid_t after = czt_ask(&a, 5000);
+
+	cr_expect_eq(after, -ECONNREFUSED, "nothing listens on the port afterwards (%d: %s)",
+		(int)after, after < 0 ? strerror(-after) : czt_last_bad());
 }
 
 static bool exited_or_forked_more(void *v)

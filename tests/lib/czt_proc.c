@@ -536,11 +536,39 @@ static char proc_state(pid_t pid, pid_t *ppid)
 	return state;
 }
 
+/* Threads of pid still there (/proc/PID/task), the leader included. */
+static int threads_of(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (d == NULL) {
+		return 0;
+	}
+	while ((e = readdir(d)) != NULL) {
+		n += e->d_name[0] != '.';
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * A zombie is gone only once its other threads are: a killed process's
+ * leader turns zombie first, and its fds (a listening socket, say) stay
+ * open until the last thread has exited.
+ */
 bool czt_pid_alive(pid_t pid)
 {
 	char s = proc_state(pid, NULL);
 
-	return s != 0 && s != 'Z' && s != 'X';
+	if (s == 'Z' || s == 'X') {
+		return threads_of(pid) > 1;
+	}
+	return s != 0;
 }
 
 long czt_age_ms(pid_t pid)
