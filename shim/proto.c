@@ -24,6 +24,8 @@ size_t cz_proto_size(unsigned type)
 		return sizeof(struct cz_msg_conn);
 	case CZ_MSG_NUDGE:
 		return sizeof(struct cz_msg_nudge);
+	case CZ_MSG_IDENT:
+		return sizeof(struct cz_msg_ident);
 	case CZ_MSG_ACK:
 	case CZ_MSG_NACK:
 	case CZ_MSG_ACK_UPTO:
@@ -109,6 +111,11 @@ static int check_body(const void *buf, unsigned type)
 		const struct cz_msg_conn *m = buf;
 
 		return addr_ok(&m->peer, 1);
+	}
+	case CZ_MSG_IDENT: {
+		const struct cz_msg_ident *m = buf;
+
+		return addr_ok(&m->bound, 0) && m->bound.ss.ss_family == m->family;
 	}
 	default:
 		return 1;

@@ -89,6 +89,22 @@
 /* Read by the shim: "1" (or any non-empty value but "0") logs to stderr. */
 #define CZ_ENV_DEBUG "CLUSTERIZE_DEBUG"
 
+/*
+ * Node's IPC channel (native mode, the default; none with --node-ipc off).
+ * Every worker gets one end of a SOCK_STREAM socketpair at fd
+ * CZ_ENV_NODE_CHANNEL, named in NODE_CHANNEL_FD as well, so the node server
+ * it runs is a worker of Node's cluster module with the launcher as its
+ * primary.  In a node that only wraps the server (npm, yarn...), the shim
+ * moves Node's three variables to the CLUSTERIZE_NODE_* names, and puts
+ * them back in the node the wrapper runs.
+ */
+#define CZ_ENV_NODE_CHANNEL "CLUSTERIZE_NODE_CHANNEL" /* the fd, a marker */
+#define CZ_ENV_NODE_CHANNEL_FD "NODE_CHANNEL_FD"
+#define CZ_ENV_NODE_SERIALIZATION "NODE_CHANNEL_SERIALIZATION_MODE"
+#define CZ_ENV_NODE_ASIDE_FD "CLUSTERIZE_NODE_CHANNEL_FD"
+#define CZ_ENV_NODE_ASIDE_ID "CLUSTERIZE_NODE_UNIQUE_ID"
+#define CZ_ENV_NODE_ASIDE_MODE "CLUSTERIZE_NODE_SERIALIZATION_MODE"
+
 /* --- framing ---------------------------------------------------------- */
 
 #define CZ_PROTO_MAGIC 0x7a63u /* "cz" */
@@ -112,6 +128,7 @@ enum cz_msg_type {
 	/* channel, primary -> worker */
 	CZ_MSG_CONN = 32,
 	CZ_MSG_NUDGE = 33,
+	CZ_MSG_IDENT = 34,
 	/* channel, worker -> primary */
 	CZ_MSG_ACK = 48,
 	CZ_MSG_NACK = 49,
@@ -166,7 +183,8 @@ struct cz_msg_attach {
  * HELLO: the first request on every control connection.  For logs only:
  * the worker is the one whose attach socket brought the connection.
  */
-#define CZ_HELLO_F_NODE 0x1u /* the process is node: NODE_UNIQUE_ID removed */
+#define CZ_HELLO_F_NODE 0x1u     /* the process is node */
+#define CZ_HELLO_F_NODE_IPC 0x2u /* ... and it has the launcher's channel */
 struct cz_msg_hello {
 	struct cz_msg_hdr hdr;
 	int32_t pid;
@@ -270,6 +288,24 @@ struct cz_msg_conn {
  * worker take something again.  The shim's accept skips it. */
 struct cz_msg_nudge {
 	struct cz_msg_hdr hdr;
+};
+
+/*
+ * IDENT: the first message on a channel that is handed to a node worker
+ * over Node's IPC channel (a queryServer reply) instead of in a LISTEN
+ * reply.  Node decides what a received fd is with getsockname() and
+ * getsockopt(SO_TYPE) as soon as it has it, so the shim's recvmsg() on
+ * the launcher's Node channel reads the IDENT off every SOCK_SEQPACKET fd
+ * it receives and records the fd as an rr channel first: node then listens
+ * on it (a no-op), accepts from it and closes it as on a TCP (or unix)
+ * listener.  The Node protocol's own `close` message releases it, so the
+ * shim sends no RELEASE for it.
+ */
+struct cz_msg_ident {
+	struct cz_msg_hdr hdr;
+	uint32_t key;      /* for messages only */
+	int32_t family;    /* AF_INET, AF_INET6 or AF_UNIX */
+	struct cz_addr bound; /* the listening socket's address */
 };
 
 /* ACK: CONN hdr.seq was taken.  ACK_UPTO: every CONN with seq <= hdr.seq
