@@ -57,6 +57,11 @@ CZ_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
 	WRAP(shim_sendmmsg(fd, vec, n, flags));
 }
 
+CZ_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	WRAP(shim_recvmsg(fd, msg, flags));
+}
+
 CZ_EXPORT int bind(int fd, __CONST_SOCKADDR_ARG addr, socklen_t len)
 {
 	WRAP(shim_bind(fd, addr.__sockaddr__, len));
@@ -221,7 +226,8 @@ static void atfork_child(void)
 	cz_ctl_atfork_child();
 }
 
-__attribute__((constructor)) static void clusterize_init(void)
+/* glibc passes argc, argv and envp to a library's constructors too. */
+__attribute__((constructor)) static void clusterize_init(int argc, char **argv)
 {
 	const char *ctl = getenv(CZ_ENV_CONTROL_FD);
 	uint32_t flags = 0;
@@ -235,8 +241,8 @@ __attribute__((constructor)) static void clusterize_init(void)
 		errno = saved;
 		return; /* not a worker: pass everything through */
 	}
-	if (getenv(CZ_ENV_WORKER_ID) != NULL && cz_node_fixup_env()) {
-		flags |= CZ_HELLO_F_NODE;
+	if (getenv(CZ_ENV_WORKER_ID) != NULL) {
+		flags |= cz_node_fixup_env(argc, argv);
 	}
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY &&
 	    rl.rlim_max < n) {

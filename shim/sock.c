@@ -10,6 +10,7 @@
 
 #include "ctl.h"
 #include "log.h"
+#include "node.h"
 #include "sockopt.h"
 #include "syms.h"
 
@@ -298,7 +299,9 @@ int shim_bind(int fd, const struct sockaddr *addr, socklen_t len)
 	struct ident id;
 	int r;
 
-	if (!cz_ctl_enabled()) {
+	/* A native node worker asks its primary in Node's own way: what it
+	 * binds itself (exclusive, reusePort) is its own. */
+	if (!cz_ctl_enabled() || cz_node_native()) {
 		return real_bind(fd, addr, len);
 	}
 	rec = cz_fdtab_get(fd);
@@ -455,7 +458,7 @@ int shim_listen(int fd, int backlog)
 	int r;
 
 	if (rec == NULL) {
-		if (!cz_ctl_enabled()) {
+		if (!cz_ctl_enabled() || cz_node_native()) {
 			return real_listen(fd, backlog);
 		}
 		r = implicit_bind(fd);

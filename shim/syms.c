@@ -30,6 +30,7 @@
 	X(connect, "connect")               \
 	X(sendmsg, "sendmsg")               \
 	X(sendmmsg, "sendmmsg")             \
+	X(recvmsg, "recvmsg")               \
 	X(syscall, "syscall")
 
 static struct {
@@ -290,6 +291,16 @@ ssize_t real_sendmsg(int fd, const struct msghdr *msg, int flags)
 		return r < 0 ? -errno : r;
 	}
 	return RAW(SYS_sendmsg, fd, msg, flags, 0);
+}
+
+ssize_t real_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	if (HAVE(recvmsg)) {
+		ssize_t r = libc.recvmsg(fd, msg, flags);
+
+		return r < 0 ? -errno : r;
+	}
+	return RAW(SYS_recvmsg, fd, msg, flags, 0);
 }
 
 int real_sendmmsg(int fd, struct mmsghdr *vec, unsigned n, int flags)

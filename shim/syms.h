@@ -37,6 +37,7 @@ int real_shutdown(int fd, int how);
 int real_connect(int fd, const struct sockaddr *addr, socklen_t len);
 ssize_t real_sendmsg(int fd, const struct msghdr *msg, int flags);
 int real_sendmmsg(int fd, struct mmsghdr *vec, unsigned n, int flags);
+ssize_t real_recvmsg(int fd, struct msghdr *msg, int flags);
 
 /* libc's fcntl() and syscall(): libc conventions (-1 and errno). */
 int real_fcntl_libc(int fd, int cmd, void *arg);
