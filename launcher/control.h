@@ -129,6 +129,35 @@ int cz_control_adopt(struct cz_control *c, int fd);
 int cz_control_set_bind_policy(struct cz_control *c,
 	const struct cz_spawn_ids *ids, const char *const *allow, unsigned n);
 
+/* --- listens asked for over Node's IPC channel (node_ipc.c) ------------- */
+
+/* What a node worker's queryServer was granted. */
+struct cz_control_grant {
+	int fd;            /* to send: the socket, or an rr channel's worker end
+			      (the control's: not to be closed) */
+	uint32_t key;      /* the socket's key */
+	uint32_t channel;  /* rr: the channel; 0 for a shared socket */
+	int family;
+	int type;          /* SOCK_STREAM or SOCK_DGRAM */
+	struct sockaddr_storage bound;
+	socklen_t bound_len;
+};
+
+/*
+ * Worker `worker_id` (its process `pid`, for the log) listens on `m`'s
+ * address with `backlog`, as a shim's BIND and LISTEN would ask: in rr the
+ * grant is a new channel, whose first message is an IDENT (proto.h); in
+ * none (and for datagrams) the socket itself.  Either is made non-blocking.
+ * A second grant of one key to one worker is -EADDRINUSE.  Emits the
+ * listening event.  Returns 0 and *g, or a negative errno (the bind's).
+ */
+int cz_control_grant(struct cz_control *c, uint32_t worker_id, int pid,
+	const struct cz_msg_bind *m, int backlog, struct cz_control_grant *g);
+
+/* Gives back what cz_control_grant() gave (the worker closed it). */
+void cz_control_ungrant(struct cz_control *c, uint32_t worker_id,
+	const struct cz_control_grant *g);
+
 /*
  * Closes every socket and handle.  Handles are released by the loop: run it
  * once more (uv_run(loop, UV_RUN_DEFAULT)) after this, before

@@ -388,6 +388,12 @@ static int chans_grow(struct cz_rr_listener *l)
 int cz_rr_chan_open(struct cz_rr_listener *l, uint32_t worker_id,
 	void *owner, uint32_t *id)
 {
+	return cz_rr_chan_open_first(l, worker_id, owner, NULL, 0, id);
+}
+
+int cz_rr_chan_open_first(struct cz_rr_listener *l, uint32_t worker_id,
+	void *owner, const void *first, size_t len, uint32_t *id)
+{
 	struct rr_chan *ch;
 	int sv[2], err;
 
@@ -398,6 +404,18 @@ int cz_rr_chan_open(struct cz_rr_listener *l, uint32_t worker_id,
 		err = -errno;
 		free(ch);
 		return err;
+	}
+	/* Before any connection can be sent on it. */
+	if (first != NULL) {
+		ssize_t n = send(sv[0], first, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n != (ssize_t)len) {
+			err = n < 0 ? -errno : -EIO;
+			close(sv[0]);
+			close(sv[1]);
+			free(ch);
+			return err;
+		}
 	}
 	/* uv_poll_init makes the primary's end non-blocking. */
 	err = uv_poll_init(l->rr->loop, &ch->poll, sv[0]);

@@ -91,6 +91,14 @@ int cz_rr_chan_open(struct cz_rr_listener *l, uint32_t worker_id,
 	void *owner, uint32_t *id);
 
 /*
+ * The same, with `first` (`len` bytes, a proto.h message) queued on the
+ * channel before any connection: the IDENT of a channel that goes to a
+ * node worker over Node's IPC channel (node_ipc.c).
+ */
+int cz_rr_chan_open_first(struct cz_rr_listener *l, uint32_t worker_id,
+	void *owner, const void *first, size_t len, uint32_t *id);
+
+/*
  * Closes channel `id` of worker `worker_id` (the worker released it):
  * connections it did not take go to other channels.  -ENOENT if unknown.
  */
