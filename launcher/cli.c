@@ -26,7 +26,7 @@ enum opt_id {
 	OPT_HELLO_TIMEOUT, OPT_QUIET, OPT_VERBOSE, OPT_HELP, OPT_VERSION,
 	OPT_MAX_SURGE, OPT_READY_TIMEOUT, OPT_STOP_SIGNAL, OPT_RESTART,
 	OPT_CONTROL, OPT_PREFIX_OUTPUT, OPT_SUBREAPER, OPT_USER, OPT_GROUP,
-	OPT_ALLOW_BIND, OPT_JSON, OPT_METRICS, OPT_LOG_FORMAT,
+	OPT_ALLOW_BIND, OPT_JSON, OPT_METRICS, OPT_LOG_FORMAT, OPT_NODE_IPC,
 };
 
 struct opt_def {
@@ -60,6 +60,7 @@ static const struct opt_def opt_defs[] = {
 	{ 0, "json", false, OPT_JSON },
 	{ 0, "metrics", true, OPT_METRICS },
 	{ 0, "log-format", true, OPT_LOG_FORMAT },
+	{ 0, "node-ipc", true, OPT_NODE_IPC },
 };
 #define N_OPTS (sizeof(opt_defs) / sizeof(opt_defs[0]))
 
@@ -101,6 +102,9 @@ static const char usage_text[] =
 	"      --metrics [HOST]:PORT  serve Prometheus metrics at\n"
 	"                           http://HOST:PORT/metrics (HOST: a numeric\n"
 	"                           address or localhost; default 127.0.0.1)\n"
+	"      --node-ipc on|off    on: a node server is a worker of Node's cluster\n"
+	"                           module, with the launcher as its primary;\n"
+	"                           off: the app's own primary runs (default on)\n"
 	"  -u, --user USER          run the workers as USER\n"
 	"      --group GROUP        run the workers as GROUP\n"
 	"      --allow-bind [HOST]:PORT  with --user: also let workers bind this\n"
@@ -122,7 +126,8 @@ static const char usage_text[] =
 	"HUP restarts every worker in turn, TTIN adds a worker, TTOU removes one.\n"
 	"Environment: NODE_CLUSTER_SCHED_POLICY, CLUSTERIZE_LOG (error|warn|info|\n"
 	"debug|trace), CLUSTERIZE_SHIM (path of libclusterize.so),\n"
-	"CLUSTERIZE_METRICS (as --metrics), CLUSTERIZE_LOG_FORMAT (as --log-format).\n";
+	"CLUSTERIZE_METRICS (as --metrics), CLUSTERIZE_LOG_FORMAT (as --log-format),\n"
+	"CLUSTERIZE_NODE_IPC (as --node-ipc).\n";
 
 const char *cz_cli_usage(void)
 {
@@ -266,6 +271,30 @@ static int parse_restart(const char *s, enum cz_restart *out)
 	return 0;
 }
 
+static int parse_on_off(const char *s, bool *out)
+{
+	if (strcmp(s, "on") == 0) {
+		*out = true;
+	} else if (strcmp(s, "off") == 0) {
+		*out = false;
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+int cz_cli_node_ipc_env(struct cz_opts *o, const char *env, char *err,
+	size_t errlen)
+{
+	if (o->node_ipc_set || env == NULL || *env == '\0' ||
+		parse_on_off(env, &o->node_ipc) == 0) {
+		return 0;
+	}
+	snprintf(err, errlen, "invalid value '%s' in CLUSTERIZE_NODE_IPC: "
+		"expected on or off", env);
+	return -1;
+}
+
 /* "[HOST]:PORT" with a port from 1 to 65535: ":80", "0.0.0.0:80", "[::1]:443". */
 static int check_allow_bind(const char *s)
 {
@@ -352,6 +381,13 @@ static int apply_more(struct parse *p, const struct opt_def *d,
 	case OPT_LOG_FORMAT:
 		p->o->log_format_set = true;
 		return set_log_format(p, name, val);
+	case OPT_NODE_IPC:
+		if (parse_on_off(val, &o->node_ipc) != 0) {
+			return fail(p, "invalid value '%s' for %s: expected on or "
+				"off", val, name);
+		}
+		o->node_ipc_set = true;
+		return 0;
 	case OPT_ALLOW_BIND:
 		if (check_allow_bind(val) != 0) {
 			return fail(p, "invalid address '%s' for %s: expected "
@@ -525,6 +561,7 @@ static void set_defaults(struct cz_opts *o)
 	o->ready_timeout = 30;
 	o->stop_signal = SIGTERM;
 	o->restart = CZ_RESTART_ALWAYS;
+	o->node_ipc = true;
 }
 
 /* Environment values apply only where no flag said otherwise. */
@@ -666,8 +703,9 @@ int cz_cli_apply_env(struct cz_opts *o, cz_cli_getenv_fn *get, char *err,
 		return -1;
 	}
 	v = get("CLUSTERIZE_LOG_FORMAT");
-	if (!o->log_format_set && v != NULL && *v != '\0') {
-		return set_log_format(&p, "CLUSTERIZE_LOG_FORMAT", v);
+	if (!o->log_format_set && v != NULL && *v != '\0' &&
+		set_log_format(&p, "CLUSTERIZE_LOG_FORMAT", v) != 0) {
+		return -1;
 	}
-	return 0;
+	return cz_cli_node_ipc_env(o, get("CLUSTERIZE_NODE_IPC"), err, errlen);
 }

@@ -51,6 +51,8 @@ struct cz_opts {
 	bool prefix_output;      /* prefix workers' output lines with their id */
 	bool subreaper;          /* PR_SET_CHILD_SUBREAPER (implied as pid 1) */
 	bool json;               /* subcommands: machine-readable output */
+	bool node_ipc;           /* Node workers get Node's IPC channel */
+	bool node_ipc_set;       /* ... as --node-ipc said (over the env) */
 	const char *user;        /* --user: run workers as this user */
 	const char *group;       /* --group: ... and this group */
 	const char *metrics;     /* --metrics [HOST]:PORT; NULL: none */
@@ -83,6 +85,14 @@ typedef char *cz_cli_getenv_fn(const char *name);
  * -1 with a one-line message in err.
  */
 int cz_cli_apply_env(struct cz_opts *o, cz_cli_getenv_fn *get, char *err,
+	size_t errlen);
+
+/*
+ * Applies CLUSTERIZE_NODE_IPC (`env`: "on" or "off"; NULL or "" when
+ * unset) unless --node-ipc was given.  Returns 0, or -1 with a one-line
+ * message in err.
+ */
+int cz_cli_node_ipc_env(struct cz_opts *o, const char *env, char *err,
 	size_t errlen);
 
 /*

@@ -16,6 +16,7 @@
 
 #include "control.h"
 #include "log.h"
+#include "node_ipc.h"
 #include "proto.h"
 #include "spawn.h"
 #include "workers.h"
@@ -115,9 +116,14 @@ void cz_spawn_free_ids(struct cz_spawn_ids *ids)
 
 static bool env_replaced(const char *e)
 {
+	/* Node's channel variables name our channel or none: never our
+	 * parent's (a node that ran the launcher with an IPC channel). */
 	static const char *const names[] = {
 		CZ_ENV_UNIQUE_ID "=", CZ_ENV_WORKER_ID "=", CZ_ENV_CONTROL_FD "=",
-		"LD_PRELOAD=", "NOTIFY_SOCKET=",
+		"LD_PRELOAD=", "NOTIFY_SOCKET=", CZ_ENV_NODE_CHANNEL "=",
+		CZ_ENV_NODE_CHANNEL_FD "=", CZ_ENV_NODE_SERIALIZATION "=",
+		CZ_ENV_NODE_ASIDE_FD "=", CZ_ENV_NODE_ASIDE_ID "=",
+		CZ_ENV_NODE_ASIDE_MODE "=",
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -138,7 +144,9 @@ int cz_spawn_init(struct cz_spawn *sp, const char *shim)
 	}
 	sp->control_fd_no = cz_proto_high_fd(sp->nofile.rlim_cur == RLIM_INFINITY ?
 		0 : (unsigned long long)sp->nofile.rlim_cur) - 1;
-	sp->envp = calloc(n + 5, sizeof(char *));
+	sp->node_fd = -1;
+	/* Room for ours, and for Node's channel (cz_spawn_node_ipc). */
+	sp->envp = calloc(n + 5 + 4, sizeof(char *));
 	if (sp->envp == NULL ||
 		asprintf(&sp->control, "%s=%d", CZ_ENV_CONTROL_FD,
 			sp->control_fd_no) < 0 ||
@@ -160,8 +168,45 @@ int cz_spawn_init(struct cz_spawn *sp, const char *shim)
 	return 0;
 }
 
+int cz_spawn_node_ipc(struct cz_spawn *sp, const char *sched)
+{
+	size_t k = 0, i;
+
+	while (sp->envp[k] != NULL) {
+		k++;
+	}
+	/* The policy in force, where Node would look for it. */
+	for (i = 0; i < k; i++) {
+		if (strncmp(sp->envp[i], CZ_ENV_SCHED "=", strlen(CZ_ENV_SCHED) + 1) == 0) {
+			sp->envp[i] = sp->envp[--k];
+			sp->envp[k] = NULL;
+			break;
+		}
+	}
+	/* Just below the attach socket, itself below the shim's own fds. */
+	sp->node_fd = sp->control_fd_no - 1;
+	if (asprintf(&sp->node_env[0], "%s=%d", CZ_ENV_NODE_CHANNEL_FD,
+		    sp->node_fd) < 0 ||
+	    asprintf(&sp->node_env[1], "%s=%d", CZ_ENV_NODE_CHANNEL,
+		    sp->node_fd) < 0 ||
+	    asprintf(&sp->node_env[2], "%s=json", CZ_ENV_NODE_SERIALIZATION) < 0 ||
+	    asprintf(&sp->node_env[3], "%s=%s", CZ_ENV_SCHED, sched) < 0) {
+		sp->node_fd = -1;
+		return -ENOMEM;
+	}
+	for (i = 0; i < 4; i++) {
+		sp->envp[k++] = sp->node_env[i];
+	}
+	sp->envp[k] = NULL;
+	return 0;
+}
+
 void cz_spawn_free(struct cz_spawn *sp)
 {
+	for (size_t i = 0; i < 4; i++) {
+		free(sp->node_env[i]);
+		sp->node_env[i] = NULL;
+	}
 	free(sp->envp);
 	free(sp->control);
 	free(sp->preload);
@@ -220,8 +265,24 @@ static int child_pass_control(const struct cz_spawn *sp, int control_fd,
  * are reset before the mask is opened so a pending signal cannot run the
  * launcher's libuv handler in the child.
  */
+/* The Node channel's end at its fd number, inherited by exec. */
+static void child_node_fd(const struct cz_spawn *sp, int fd, int *errfd)
+{
+	if (fd < 0) {
+		return;
+	}
+	if (*errfd == sp->node_fd) {
+		*errfd = fcntl(*errfd, F_DUPFD_CLOEXEC, 3);
+	}
+	/* dup2 onto itself would keep FD_CLOEXEC. */
+	if (fd == sp->node_fd ? fcntl(fd, F_SETFD, 0) < 0 :
+				dup2(fd, sp->node_fd) < 0) {
+		child_fail(*errfd, STEP_DUP2);
+	}
+}
+
 static __attribute__((noreturn)) void child_exec(const struct cz_spawn *sp,
-	int errfd, const int out_w[2], int control_fd, pid_t parent)
+	int errfd, const int out_w[2], int control_fd, pid_t parent, int node)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
 	sigset_t none;
@@ -238,9 +299,14 @@ static __attribute__((noreturn)) void child_exec(const struct cz_spawn *sp,
 		dup2(out_w[1], STDERR_FILENO) < 0)) {
 		child_fail(errfd, STEP_DUP2);
 	}
+	/* The attach socket's number must not take the Node channel's end. */
+	if (node == sp->control_fd_no) {
+		node = fcntl(node, F_DUPFD_CLOEXEC, 3);
+	}
 	if (child_pass_control(sp, control_fd, &errfd) < 0) {
 		child_fail(errfd, STEP_DUP2);
 	}
+	child_node_fd(sp, node, &errfd);
 	child_switch_ids(sp->ids, errfd);
 	/*
 	 * Never outlive the launcher, even SIGKILLed; after the id switch,
@@ -301,30 +367,60 @@ static int open_pipes(int r[2], int w[2])
 	return 0;
 }
 
+/* The Node channel: the launcher's end in r->node, the worker's in *child. */
+static int open_node_channel(const struct cz_spawn *sp,
+	struct cz_spawn_result *r, int *child)
+{
+	int sv[2];
+
+	if (sp->node_fd < 0) {
+		return 0;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		return -errno;
+	}
+	r->node = sv[0];
+	*child = sv[1];
+	return 0;
+}
+
+/* Everything but the pid goes: the fork or the exec failed. */
+static void drop_fds(struct cz_spawn_result *r, int *node_child)
+{
+	int node[2] = { r->node, *node_child };
+
+	close_pair(r->out);
+	close_pair(node);
+	r->node = *node_child = -1;
+}
+
 int cz_spawn_fork(struct cz_spawn *sp, uint32_t id, int control_fd,
 	struct cz_spawn_result *r)
 {
 	pid_t parent = getpid();
-	int out_w[2] = { -1, -1 }, efd[2], err;
+	int out_w[2] = { -1, -1 }, efd[2] = { -1, -1 }, err, node_child = -1;
 
-	*r = (struct cz_spawn_result){ .pid = -1, .out = { -1, -1 } };
+	*r = (struct cz_spawn_result){ .pid = -1, .out = { -1, -1 }, .node = -1 };
 	snprintf(sp->unique_id, sizeof(sp->unique_id), "%s=%u",
 		CZ_ENV_UNIQUE_ID, id);
 	snprintf(sp->worker_id, sizeof(sp->worker_id), "%s=%u",
 		CZ_ENV_WORKER_ID, id);
-	if (sp->pipes && (err = open_pipes(r->out, out_w)) < 0) {
-		return err;
+	err = open_node_channel(sp, r, &node_child);
+	if (err == 0 && sp->pipes) {
+		err = open_pipes(r->out, out_w);
 	}
-	if (pipe2(efd, O_CLOEXEC) != 0) {
+	if (err == 0 && pipe2(efd, O_CLOEXEC) != 0) {
 		err = -errno;
-		close_pair(r->out);
 		close_pair(out_w);
+	}
+	if (err < 0) {
+		drop_fds(r, &node_child);
 		return err;
 	}
 	r->pid = fork();
 	if (r->pid == 0) {
 		close(efd[0]);
-		child_exec(sp, efd[1], out_w, control_fd, parent);
+		child_exec(sp, efd[1], out_w, control_fd, parent, node_child);
 	}
 	err = errno;
 	if (r->pid > 0) {
@@ -332,15 +428,19 @@ int cz_spawn_fork(struct cz_spawn *sp, uint32_t id, int control_fd,
 	}
 	close(efd[1]);
 	close_pair(out_w);
+	if (node_child >= 0) {
+		close(node_child);
+		node_child = -1;
+	}
 	if (r->pid < 0) {
 		close(efd[0]);
-		close_pair(r->out);
+		drop_fds(r, &node_child);
 		return -err;
 	}
 	read_child_error(efd[0], r);
 	close(efd[0]);
 	if (r->err != 0) {
-		close_pair(r->out);
+		drop_fds(r, &node_child);
 		while (waitpid(r->pid, NULL, 0) < 0 && errno == EINTR) {
 		}
 	}
@@ -439,11 +539,18 @@ struct cz_worker *cz_workers_spawn(struct cz_sup *s, unsigned slot,
 		/* Not tracked, so never left running. */
 		cz_workers_kill_group(r.pid);
 		cz_control_worker_exited(s->control, s->next_id);
+		if (r.node >= 0) {
+			close(r.node);
+		}
 		snprintf(why, whylen, "out of memory");
 		return NULL;
 	}
 	cz_keeper_watch(&s->keeper, r.pid);
 	attach_output(s, &r, w->id);
+	if (r.node >= 0 && cz_node_ipc_attach(s->nipc, w->id, w->pid, r.node) < 0) {
+		cz_log(CZ_LOG_WARN, "worker %u: Node channel: %s", w->id,
+			strerror(ENOMEM));
+	}
 	cz_log_event(CZ_LOG_INFO, "fork", "id pid", "worker %u (pid %d) forked",
 		w->id, (int)w->pid);
 	if (candidate) {

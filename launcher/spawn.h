@@ -47,6 +47,10 @@ struct cz_spawn {
 	int control_fd_no;        /* where workers find their attach socket */
 	char unique_id[48];
 	char worker_id[48];
+	/* Node's IPC channel (node_ipc.h): its fd number in every worker, or
+	 * -1 (--node-ipc off); and the environment that names it. */
+	int node_fd;
+	char *node_env[4];
 };
 
 /*
@@ -57,6 +61,15 @@ struct cz_spawn {
  */
 int cz_spawn_init(struct cz_spawn *sp, const char *shim);
 
+/*
+ * Gives every worker forked from now on a Node IPC channel, at the fd
+ * just below the attach socket's: NODE_CHANNEL_FD and
+ * CLUSTERIZE_NODE_CHANNEL name it, with NODE_CHANNEL_SERIALIZATION_MODE=json
+ * and NODE_CLUSTER_SCHED_POLICY=`sched`.  After cz_spawn_init().  Returns
+ * 0 or -ENOMEM.
+ */
+int cz_spawn_node_ipc(struct cz_spawn *sp, const char *sched);
+
 void cz_spawn_free(struct cz_spawn *sp);
 
 struct cz_spawn_result {
@@ -64,6 +77,7 @@ struct cz_spawn_result {
 	int err;            /* errno of the child's failed step, else 0 */
 	const char *step;   /* which step: "exec", "setgid", ... */
 	int out[2];         /* --prefix-output: read ends of stdout, stderr */
+	int node;           /* the launcher's end of the Node channel, or -1 */
 };
 
 /*
@@ -72,7 +86,7 @@ struct cz_spawn_result {
  * Returns 0 with r->pid set, or with r->err set when the child could not
  * exec (it has been reaped), or -errno when it could not fork.  With
  * sp->pipes, r->out holds the pipes' read ends (the caller owns them),
- * else -1.
+ * else -1; likewise r->node, the Node channel.
  */
 int cz_spawn_fork(struct cz_spawn *sp, uint32_t id, int control_fd,
 	struct cz_spawn_result *r);

@@ -17,8 +17,10 @@
 #include "addr.h"
 #include "admin.h"
 #include "control.h"
+#include "json.h"
 #include "log.h"
 #include "metrics_sup.h"
+#include "node_ipc.h"
 #include "roll.h"
 #include "stats.h"
 #include "workers.h"
@@ -145,6 +147,8 @@ static void finish(struct cz_sup *s)
 	cz_keeper_stop(&s->keeper);
 	cz_admin_destroy(s->admin);
 	s->admin = NULL;
+	cz_node_ipc_destroy(s->nipc);
+	s->nipc = NULL;
 	cz_metrics_sup_stop(s);
 	cz_control_destroy(s->control);
 	s->control = NULL;
@@ -323,6 +327,7 @@ static void reaped(struct cz_sup *s, pid_t pid, int status)
 	}
 	cz_keeper_forget(&s->keeper, pid);
 	cz_control_worker_exited(s->control, w->id);
+	cz_node_ipc_worker_exited(s->nipc, w->id);
 	unlink_worker(s, w);
 	if (w->candidate) {
 		cz_roll_candidate_exited(s, w, status);
@@ -525,8 +530,12 @@ static void on_hello(void *data, uint32_t worker_id, int pid, uint32_t flags,
 				"worker %u (pid %d) online", worker_id, pid);
 		}
 	}
+	if (flags & CZ_HELLO_F_NODE_IPC) {
+		cz_node_ipc_set_pid(s->nipc, worker_id, pid);
+	}
 	cz_log(CZ_LOG_DEBUG, "worker %u: hello from pid %d (%s)%s", worker_id,
-		pid, exe, (flags & CZ_HELLO_F_NODE) ? " (node)" : "");
+		pid, exe, (flags & CZ_HELLO_F_NODE_IPC) ? " (node, native)" :
+		(flags & CZ_HELLO_F_NODE) ? " (node)" : "");
 }
 
 /* READY=1 once, when every worker of the initial set listens. */
@@ -616,6 +625,44 @@ static int adopt_sockets(struct cz_sup *s)
 	return 0;
 }
 
+/* A message a worker process.send()s: an event line at -v. */
+static void on_node_message(void *data, uint32_t worker_id, int pid,
+	const json_t *msg)
+{
+	char *line;
+
+	(void)data;
+	if (cz_log_get_level() < CZ_LOG_DEBUG) {
+		return;
+	}
+	line = cz_json_line(msg, 1);
+	cz_log(CZ_LOG_INFO, "worker %u (pid %d) message: %.1024s%s", worker_id,
+		pid, line != NULL ? line : "(out of memory)",
+		line != NULL && strlen(line) > 1024 ? "..." : "");
+	free(line);
+}
+
+/* Node's cluster protocol, unless --node-ipc off. */
+static int start_node_ipc(struct cz_sup *s)
+{
+	static const struct cz_node_ipc_events ev_template = {
+		.message = on_node_message,
+	};
+	struct cz_node_ipc_events ev = ev_template;
+	int rc;
+
+	if (!s->opts->node_ipc) {
+		return 0;
+	}
+	ev.data = s;
+	rc = cz_node_ipc_create(s->loop, s->control, s->cfg->adopt_fds,
+		s->cfg->n_adopt, &ev, &s->nipc);
+	if (rc < 0) {
+		cz_log(CZ_LOG_ERROR, "out of memory");
+	}
+	return rc;
+}
+
 static int start_control(struct cz_sup *s)
 {
 	static const struct cz_control_events ev_template = {
@@ -640,7 +687,8 @@ static int start_control(struct cz_sup *s)
 			return rc;
 		}
 	}
-	return adopt_sockets(s);
+	rc = adopt_sockets(s);
+	return rc < 0 ? rc : start_node_ipc(s);
 }
 
 static int sup_init(struct cz_sup *s)
@@ -661,6 +709,10 @@ static int sup_init(struct cz_sup *s)
 		return rc;
 	}
 	rc = cz_spawn_init(&s->spawn, cfg->shim_path);
+	if (rc == 0 && s->nipc != NULL) {
+		rc = cz_spawn_node_ipc(&s->spawn,
+			s->opts->sched == CZ_MODE_RR ? "rr" : "none");
+	}
 	if (rc < 0) {
 		cz_log(CZ_LOG_ERROR, "out of memory");
 		return rc;

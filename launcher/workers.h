@@ -92,6 +92,7 @@ struct cz_sup {
 	const struct cz_workers_config *cfg;
 	const struct cz_opts *opts;
 	struct cz_control *control;
+	struct cz_node_ipc *nipc;  /* NULL with --node-ipc off */
 	struct cz_admin *admin;
 	struct cz_metrics *metrics;  /* --metrics; NULL without */
 	uv_signal_t sigs[CZ_SUP_N_SIGNALS];

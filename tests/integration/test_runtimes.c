@@ -233,13 +233,15 @@ Test(runtimes, lighttpd_none)
 }
 
 /*
- * A node app that uses the cluster module itself: its primary is the
+ * With --node-ipc off (for apps that want their own primary to run), a
+ * node app that uses the cluster module itself: its primary is the
  * clusterize worker, and its own workers (forked with NODE_UNIQUE_ID and
  * Node's IPC channel) must stay workers -- the shim removes NODE_UNIQUE_ID
  * only where there is no such channel -- and serve.  The policy variable is
- * read by both clusterize and Node's cluster.
+ * read by both clusterize and Node's cluster.  `by_env`: off through
+ * CLUSTERIZE_NODE_IPC=off instead of the flag.
  */
-static void check_node_cluster(const char *policy, const char *sched_flag)
+static void check_node_cluster(const char *policy, const char *sched_flag, bool by_env)
 {
 	struct czt_cluster c;
 	const char *node = need("node");
@@ -251,10 +253,17 @@ static void check_node_cluster(const char *policy, const char *sched_flag)
 
 	snprintf(portarg, sizeof(portarg), "%d", port);
 	const char *cmd[] = { node, js, portarg, NULL };
-	const char *env[] = { policy, NULL };
-	const char *largs[] = { "-s", sched_flag, NULL };
+	const char *env[] = { policy, by_env ? "CLUSTERIZE_NODE_IPC=off" : NULL, NULL };
+	const char *largs[] = { "--node-ipc", "off", "-s", sched_flag, NULL };
+	const char *const *la = largs;
 
-	czt_cluster_start_argv(&c, 1, sched_flag != NULL ? largs : NULL, cmd, env);
+	if (sched_flag == NULL) {
+		largs[2] = NULL;
+	}
+	if (by_env) {
+		la += 2;
+	}
+	czt_cluster_start_argv(&c, 1, la, cmd, env);
 	cr_assert_eq(czt_wait_line(c.proc, CZT_OUT, "node worker ", 2, 20000), 2,
 		"both of the app's own workers listen");
 	for (int i = 0; i < REQUESTS; i++) {
@@ -275,7 +284,7 @@ static void check_node_cluster(const char *policy, const char *sched_flag)
 
 Test(runtimes, node_app_with_its_own_cluster_rr)
 {
-	check_node_cluster("NODE_CLUSTER_SCHED_POLICY=rr", NULL);
+	check_node_cluster("NODE_CLUSTER_SCHED_POLICY=rr", NULL, false);
 }
 
 /*
@@ -284,12 +293,12 @@ Test(runtimes, node_app_with_its_own_cluster_rr)
  */
 Test(runtimes, node_app_with_its_own_cluster_none)
 {
-	check_node_cluster("NODE_CLUSTER_SCHED_POLICY=none", NULL);
+	check_node_cluster("NODE_CLUSTER_SCHED_POLICY=none", NULL, true);
 }
 
 /* Node's none under clusterize's rr: the socket Node's primary sends is
  * the primary's own, not an rr channel. */
 Test(runtimes, node_app_with_its_own_cluster_none_under_rr)
 {
-	check_node_cluster("NODE_CLUSTER_SCHED_POLICY=none", "rr");
+	check_node_cluster("NODE_CLUSTER_SCHED_POLICY=none", "rr", false);
 }

@@ -448,3 +448,27 @@ Test(cli, metrics_from_the_environment_unless_the_option_says)
 	cr_assert_eq(cz_cli_apply_env(&r.o, fake_getenv, r.err, sizeof(r.err)), -1);
 	cr_expect(strstr(r.err, "CLUSTERIZE_METRICS") && strstr(r.err, "bogus"), "%s", r.err);
 }
+
+Test(cli, node_ipc_flag_and_env)
+{
+	struct run r;
+	char err[128];
+
+	PARSE(&r, NULL, NULL, "node", "s.js");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_expect(r.o.node_ipc, "on by default");
+	cr_expect_eq(cz_cli_node_ipc_env(&r.o, "off", err, sizeof(err)), 0);
+	cr_expect_not(r.o.node_ipc);
+	PARSE(&r, NULL, NULL, "--node-ipc", "on", "node", "s.js");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_expect_eq(cz_cli_node_ipc_env(&r.o, "off", err, sizeof(err)), 0);
+	cr_expect(r.o.node_ipc, "the flag wins over the environment");
+	PARSE(&r, NULL, NULL, "--node-ipc", "off", "node", "s.js");
+	cr_expect_not(r.o.node_ipc);
+	PARSE(&r, NULL, NULL, "--node-ipc", "maybe", "node", "s.js");
+	cr_expect_eq(r.rc, -1);
+	cr_expect(strstr(r.err, "--node-ipc") != NULL, "%s", r.err);
+	PARSE(&r, NULL, NULL, "node", "s.js");
+	cr_expect_eq(cz_cli_node_ipc_env(&r.o, "yes", err, sizeof(err)), -1);
+	cr_expect(strstr(err, "CLUSTERIZE_NODE_IPC") != NULL, "%s", err);
+}
