@@ -85,23 +85,35 @@ static int exit_code(int status)
 /* --- stopping --------------------------------------------------------- */
 
 /*
- * Once a draining worker has taken every connection queued for it (in
+ * Draining, in one place.  A draining worker gets no new connections
+ * (cz_workers_stop); once it has taken every connection queued for it (in
  * none mode there is no queue of its own: the shared backlog goes to the
- * others), it gets the stop signal.
+ * others), or after --grace, a worker that speaks Node's cluster protocol
+ * is told to disconnect: Node closes its servers and exits when its open
+ * connections are done, so an app without any signal handling loses
+ * nothing.  The stop signal follows if it is still running --grace later;
+ * any other worker gets it at once.
  */
 static void drain_check(struct cz_sup *s, struct cz_worker *w, uint64_t now)
 {
 	char name[32];
 
-	if (w->phase != CZ_PHASE_DRAIN ||
-		(cz_control_worker_pending(s->control, w->id) > 0 &&
-		now < w->drain_until)) {
+	if (w->phase != CZ_PHASE_DRAIN || (now < w->drain_until &&
+		(w->disconnected ||
+		 cz_control_worker_pending(s->control, w->id) > 0))) {
+		return;
+	}
+	if (!w->disconnected && cz_node_ipc_disconnect(s->nipc, w->id)) {
+		w->disconnected = true;
+		w->drain_until = now + seconds_ms(s->opts->grace);
 		return;
 	}
 	w->phase = CZ_PHASE_STOP;
 	w->kill_at = now + seconds_ms(s->opts->grace);
-	cz_log(CZ_LOG_DEBUG, "worker %u (pid %d) drained: %s", w->id,
-		(int)w->pid, sig_name(s->opts->stop_signal, name, sizeof(name)));
+	cz_log(CZ_LOG_DEBUG, "worker %u (pid %d) %s: %s", w->id, (int)w->pid,
+		w->disconnected ? "still running after its disconnect" : "drained",
+		sig_name(s->opts->stop_signal, name, sizeof(name)));
+
 	kill(w->pid, s->opts->stop_signal);
 }
 
@@ -207,15 +219,16 @@ uint64_t cz_workers_backoff_ms(unsigned n)
 	return delay > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay;
 }
 
+/* `asked`: the worker asked for its exit (Node's disconnect): no crash. */
 static void respawn(struct cz_sup *s, unsigned slot, uint64_t lived,
-	int status)
+	int status, bool asked)
 {
 	struct cz_slot *sl = &s->slots[slot];
 	uint64_t delay;
 
 	sl->restarts++;
 	cz_stats.restarts++;
-	if (lived >= seconds_ms(s->opts->min_uptime)) {
+	if (asked || lived >= seconds_ms(s->opts->min_uptime)) {
 		sl->crashes = 0;
 		cz_workers_spawn_slot(s, slot);
 		return;
@@ -255,7 +268,7 @@ static const char *restart_name(enum cz_restart r)
 
 /* A slot's worker exited unasked: restart it, or let the cluster shrink. */
 static void worker_ended(struct cz_sup *s, const struct cz_worker *w,
-	int status)
+	int status, bool asked)
 {
 	bool failed = exit_code(status) != 0;
 	enum cz_restart policy = s->opts->restart;
@@ -266,7 +279,7 @@ static void worker_ended(struct cz_sup *s, const struct cz_worker *w,
 	if (policy == CZ_RESTART_ALWAYS ||
 		(policy == CZ_RESTART_ON_FAILURE && failed)) {
 		respawn(s, (unsigned)w->slot, cz_workers_now() - w->started,
-			status);
+			status, asked);
 		return;
 	}
 	slot_remove(s, (unsigned)w->slot);
@@ -298,6 +311,7 @@ static void reaped(struct cz_sup *s, pid_t pid, int status)
 {
 	struct cz_worker *w = s->workers;
 	char sig[32];
+	bool asked;
 
 	while (w != NULL && w->pid != pid) {
 		w = w->next;
@@ -310,14 +324,17 @@ static void reaped(struct cz_sup *s, pid_t pid, int status)
 		cz_log(CZ_LOG_DEBUG, "reaped pid %d (not a worker)", (int)pid);
 		return;
 	}
+	/* A Node worker that disconnected itself (worker.disconnect()). */
+	asked = cz_node_ipc_asked_exit(s->nipc, w->id);
 	if (WIFSIGNALED(status)) {
 		cz_log_event(CZ_LOG_INFO, "exit", "id pid signal", "worker %u "
 			"(pid %d) killed by signal %s", w->id, (int)pid,
 			sig_name(WTERMSIG(status), sig, sizeof(sig)));
 	} else {
-		cz_log_event(CZ_LOG_INFO, "exit", "id pid code", "worker %u "
-			"(pid %d) exited with code %d", w->id, (int)pid,
-			WEXITSTATUS(status));
+		cz_log_event(CZ_LOG_INFO, "exit", "id pid code -", "worker %u "
+			"(pid %d) exited with code %d%s", w->id, (int)pid,
+			WEXITSTATUS(status),
+			asked ? " after disconnecting itself" : "");
 	}
 	/* Nothing a worker started outlives it (a wrapper that forked the
 	 * server instead of exec'ing it, a helper left behind). */
@@ -337,7 +354,7 @@ static void reaped(struct cz_sup *s, pid_t pid, int status)
 			cz_roll_take_over(s, (unsigned)w->slot);
 		} else if (s->state == CZ_SUP_RUNNING &&
 			w->phase == CZ_PHASE_RUN) {
-			worker_ended(s, w, status);
+			worker_ended(s, w, status, asked);
 		}
 	}
 	free(w);
@@ -461,7 +478,7 @@ static uint64_t worker_deadline(const struct cz_worker *w, uint64_t now)
 	case CZ_PHASE_RUN:
 		return w->hello_at;
 	case CZ_PHASE_DRAIN:
-		return now + DRAIN_TICK_MS;
+		return w->disconnected ? w->drain_until : now + DRAIN_TICK_MS;
 	case CZ_PHASE_STOP:
 		return w->killed ? 0 : w->kill_at;
 	}

@@ -46,7 +46,8 @@ int cz_workers_run(uv_loop_t *loop, const struct cz_workers_config *cfg);
 
 enum cz_phase {
 	CZ_PHASE_RUN,    /* serving */
-	CZ_PHASE_DRAIN,  /* no new connections; waiting for its queue to empty */
+	CZ_PHASE_DRAIN,  /* no new connections; waiting for its queue to empty,
+			    then (a Node worker) for it to disconnect and exit */
 	CZ_PHASE_STOP,   /* stop signal sent; SIGKILL at kill_at */
 };
 
@@ -58,12 +59,13 @@ struct cz_worker {
 	bool candidate;     /* a roll's replacement for slots[slot].w, not READY */
 	bool online;        /* its shim said hello */
 	bool killed;        /* SIGKILL sent */
+	bool disconnected;  /* Node's disconnect sent (draining) */
 	enum cz_phase phase;
 	unsigned restarts;  /* of its slot, when it started */
 	uint64_t started;   /* ms */
 	uint64_t hello_at;  /* ms; 0: said hello, or already warned */
 	uint64_t ready_by;  /* ms; a candidate's deadline to listen */
-	uint64_t drain_until; /* ms; stop signal then even if not drained */
+	uint64_t drain_until; /* ms; next step then even if not drained */
 	uint64_t kill_at;   /* ms; SIGKILL then if still running */
 };
 
