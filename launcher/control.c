@@ -358,6 +358,9 @@ static int key_listener(struct cz_control *c, struct cz_key *key)
 	err = cz_rr_listener_create(c->rr, key->fd, key->nonblock, a, &l);
 	if (err == 0) {
 		cz_rr_listener_set_data(l, key);
+		if (key->adopted) {
+			cz_rr_listener_lent(l);
+		}
 		key->data = l;
 	}
 	return err;
@@ -847,6 +850,18 @@ void cz_control_worker_stopping(struct cz_control *c, uint32_t worker_id)
 	if (c != NULL) {
 		cz_rr_worker_stopping(c->rr, worker_id);
 	}
+}
+
+void cz_control_stop_accepting(struct cz_control *c)
+{
+	if (c != NULL) {
+		cz_rr_stop_accepting(c->rr);
+	}
+}
+
+unsigned cz_control_held(const struct cz_control *c)
+{
+	return c != NULL ? cz_rr_held(c->rr) : 0;
 }
 
 void cz_control_worker_exited(struct cz_control *c, uint32_t worker_id)

@@ -67,6 +67,14 @@ int cz_control_worker_open(struct cz_control *c, uint32_t worker_id,
 void cz_control_worker_stopping(struct cz_control *c, uint32_t worker_id);
 
 /*
+ * The cluster stops: the rr listeners take what waits in their backlogs
+ * and accept no more (rr.h); the workers, still routed to, take what the
+ * primary holds, cz_control_held() of them, before they are stopped.
+ */
+void cz_control_stop_accepting(struct cz_control *c);
+unsigned cz_control_held(const struct cz_control *c);
+
+/*
  * Worker `worker_id` has exited (or was never started): close its attach
  * socket and connections, forget its holds and channels; every connection
  * queued for it and not taken goes to another worker (or waits for one).

@@ -38,6 +38,8 @@ struct cz_rr_listener {
 	bool warned;    /* ... and said so; reset by a successful accept */
 	bool dead;      /* broken for good: never polled again */
 	void *data;     /* the owner's */
+	bool lent;      /* socket activation's: never shut down */
+	bool stopped;   /* the cluster stops: accepts no more */
 	struct rr_chan **chans;
 	unsigned nchans, chans_cap, next_pick;
 	struct cz_rr_fifo q; /* accepted, not yet sent */
@@ -687,7 +689,7 @@ static void on_listener(uv_poll_t *h, int status, int events)
  */
 static void update_poll(struct cz_rr_listener *l)
 {
-	bool want = !l->emfile && !l->dead && l->nchans > 0 &&
+	bool want = !l->stopped && !l->emfile && !l->dead && l->nchans > 0 &&
 		    l->q.len < CZ_RR_HOLD;
 
 	if (want == l->polling) {
@@ -754,6 +756,50 @@ void cz_rr_listener_destroy(struct cz_rr_listener *l)
 	l->stats.dropped += l->q.len;
 	cz_rr_fifo_free(&l->q);
 	uv_close((uv_handle_t *)&l->poll, on_listener_closed);
+}
+
+void cz_rr_listener_lent(struct cz_rr_listener *l)
+{
+	l->lent = true;
+}
+
+/* Takes the backlog (bounded, so a flood cannot hold the loop), then no more. */
+static void listener_stop(struct cz_rr_listener *l)
+{
+	int flags = SOCK_CLOEXEC | (l->nonblock ? SOCK_NONBLOCK : 0);
+	struct cz_rr_conn c;
+
+	for (unsigned i = 0; i < CZ_RR_STOP_TAKE && !l->stopped; i++) {
+		c.plen = sizeof(c.peer);
+		c.fd = accept4(l->fd, (struct sockaddr *)&c.peer, &c.plen, flags);
+		if (c.fd >= 0) {
+			requeue(l, &c);
+		} else if (errno != EINTR && !cz_rr_accept_transient(errno)) {
+			break;
+		}
+	}
+	if (!l->lent && !l->stopped) {
+		shutdown(l->fd, SHUT_RD);
+	}
+	l->stopped = true;
+	drain(l);
+}
+
+void cz_rr_stop_accepting(struct cz_rr *rr)
+{
+	for (struct cz_rr_listener *l = rr->listeners; l != NULL; l = l->next) {
+		listener_stop(l);
+	}
+}
+
+unsigned cz_rr_held(const struct cz_rr *rr)
+{
+	unsigned n = 0;
+
+	for (const struct cz_rr_listener *l = rr->listeners; l != NULL; l = l->next) {
+		n += l->q.len;
+	}
+	return n;
 }
 
 void cz_rr_dispatch(struct cz_rr_listener *l, int fd,

@@ -31,6 +31,7 @@
 #define CZ_RR_CREDIT_MAX CZ_RR_CREDIT
 #define CZ_RR_BATCH 64     /* accepts per readable event */
 #define CZ_RR_HOLD 16      /* accepted connections held while no worker can take one */
+#define CZ_RR_STOP_TAKE 4096 /* connections a stopping listener takes at most */
 #define CZ_RR_TICK_MS 100  /* stall check period */
 #define CZ_RR_STALL_MS 500 /* no ACK for this long with work queued */
 
@@ -80,6 +81,24 @@ void cz_rr_set_broken(struct cz_rr *rr, cz_rr_broken_fn *fn, void *data);
  * is closed) and accepts on it.  0 or -errno.
  */
 int cz_rr_listener_replace(struct cz_rr_listener *l, int fd);
+
+/*
+ * The listener's socket was lent to us (socket activation): on a stop,
+ * what waits in its backlog is left for the next launcher.
+ */
+void cz_rr_listener_lent(struct cz_rr_listener *l);
+
+/*
+ * The cluster is stopping: every listener takes what waits in its backlog
+ * and accepts no more.  A socket of our own is shut down, so that a new
+ * client is refused at once rather than queued and then reset when the
+ * launcher exits.  What was taken still goes to the workers' channels
+ * (cz_rr_held() counts what is left).
+ */
+void cz_rr_stop_accepting(struct cz_rr *rr);
+
+/* Connections accepted and not yet given to any worker, in all listeners. */
+unsigned cz_rr_held(const struct cz_rr *rr);
 
 /*
  * Opens a channel to worker `worker_id` for `owner` (the control

@@ -100,7 +100,9 @@ static void drain_check(struct cz_sup *s, struct cz_worker *w, uint64_t now)
 
 	if (w->phase != CZ_PHASE_DRAIN || (now < w->drain_until &&
 		(w->disconnected ||
-		 cz_control_worker_pending(s->control, w->id) > 0))) {
+		 cz_control_worker_pending(s->control, w->id) > 0 ||
+		 (s->state == CZ_SUP_STOPPING &&
+		  cz_control_held(s->control) > 0)))) {
 		return;
 	}
 	if (!w->disconnected && cz_node_ipc_disconnect(s->nipc, w->id)) {
@@ -113,7 +115,6 @@ static void drain_check(struct cz_sup *s, struct cz_worker *w, uint64_t now)
 	cz_log(CZ_LOG_DEBUG, "worker %u (pid %d) %s: %s", w->id, (int)w->pid,
 		w->disconnected ? "still running after its disconnect" : "drained",
 		sig_name(s->opts->stop_signal, name, sizeof(name)));
-
 	kill(w->pid, s->opts->stop_signal);
 }
 
@@ -131,8 +132,12 @@ void cz_workers_stop(struct cz_sup *s, struct cz_worker *w, bool kill_now)
 	if (w->phase == CZ_PHASE_RUN) {
 		w->phase = CZ_PHASE_DRAIN;
 		w->drain_until = now + seconds_ms(s->opts->grace);
-		/* In rr, stop routing connections to it before it is told. */
-		cz_control_worker_stopping(s->control, w->id);
+		/* In rr, stop routing connections to it before it is told;
+		 * unless the cluster stops: then the workers take what the
+		 * primary holds, there being no one else. */
+		if (s->state != CZ_SUP_STOPPING) {
+			cz_control_worker_stopping(s->control, w->id);
+		}
 	}
 	if (kill_now) {
 		if (!w->killed) {
@@ -182,6 +187,7 @@ void cz_workers_begin_stop(struct cz_sup *s, bool kill_now)
 	}
 	if (s->state == CZ_SUP_RUNNING) {
 		cz_notify_stopping(&s->notify);
+		cz_control_stop_accepting(s->control);
 	}
 	s->state = CZ_SUP_STOPPING;
 	cz_roll_cancel(s);
