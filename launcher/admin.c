@@ -17,7 +17,7 @@
 
 #include "log.h"
 
-#define REQUEST_MAX 256           /* bytes, newline included */
+#define REQUEST_MAX CZ_ADMIN_REQUEST_MAX /* bytes, newline included */
 #define REQUEST_TIMEOUT_MS 2000   /* idle, while reading the request */
 
 struct client {
@@ -31,6 +31,8 @@ struct client {
 	int handles;   /* open libuv handles; freed when 0 */
 	bool closing;
 	bool answering; /* an op is running or the answer is being written */
+	bool watching;  /* `messages`: kept open, each message written to it */
+	bool watch_json;
 	char line[REQUEST_MAX];
 };
 
@@ -155,10 +157,12 @@ static void handle_request(const struct cz_admin_ops *ops, const char *req,
 	struct cz_admin_buf *b)
 {
 	char err[256] = "";
-	char msg[REQUEST_MAX + 64];
+	char msg[320];
 	unsigned n;
 
-	if (strcmp(req, "status") == 0 || strcmp(req, "status json") == 0) {
+	if (strncmp(req, "send ", 5) == 0) {
+		cz_admin_answer_send(ops, req + 5, b);
+	} else if (strcmp(req, "status") == 0 || strcmp(req, "status json") == 0) {
 		answer_status(ops, req[6] != '\0', b);
 	} else if (strcmp(req, "reload") == 0) {
 		answer_op(b, ops->reload != NULL ?
@@ -179,7 +183,7 @@ static void handle_request(const struct cz_admin_ops *ops, const char *req,
 			ops->scale(ops->data, n, err, sizeof(err)) : -ENOTSUP,
 			err, "scale");
 	} else {
-		snprintf(msg, sizeof(msg), "unknown request '%s'", req);
+		snprintf(msg, sizeof(msg), "unknown request '%.256s'", req);
 		sb_error(b, msg);
 	}
 }
@@ -231,12 +235,28 @@ static void on_client_timeout(uv_timer_t *t)
 	client_close(k);
 }
 
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* `messages`: stays open; it only ever reads the client's EOF. */
+static void start_watching(struct client *k)
+{
+	uv_timer_stop(&k->timer);
+	k->len = 0;
+	if (uv_read_start((uv_stream_t *)&k->pipe, on_alloc, on_read) < 0) {
+		client_close(k);
+	}
+}
+
 static void on_written(uv_write_t *wr, int status)
 {
 	struct client *k = wr->data;
 
-	(void)status;
 	k->answering = false;
+	if (k->watching && status == 0 && !k->a->closing) {
+		start_watching(k);
+		return;
+	}
 	client_close(k);
 }
 
@@ -249,7 +269,14 @@ static void client_answer(struct client *k)
 	k->answering = true;
 	/* An op may destroy the server; `k` stays valid (freed only in close
 	 * callbacks) and destroy leaves an answering client to finish. */
-	handle_request(&k->a->ops, k->line, &b);
+	if (strcmp(k->line, "messages") == 0 ||
+	    strcmp(k->line, "messages json") == 0) {
+		k->watching = true;
+		k->watch_json = k->line[8] != '\0';
+		cz_admin_buf_add(&b, "ok\n", 3);
+	} else {
+		handle_request(&k->a->ops, k->line, &b);
+	}
 	if (b.oom) {
 		free(b.p);
 		b = (struct cz_admin_buf){ 0 };
@@ -288,6 +315,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 	(void)buf;
 	if (nread == 0) {
+		return;
+	}
+	if (k->watching) {
+		/* A watcher has nothing to say: its EOF (or junk) ends it. */
+		k->len = 0;
+		if (nread < 0) {
+			client_close(k);
+		}
 		return;
 	}
 	if (nread < 0) {
@@ -664,6 +699,77 @@ int cz_admin_create(uv_loop_t *loop, const char *path,
 const char *cz_admin_path(const struct cz_admin *a)
 {
 	return a->path;
+}
+
+/* --- `messages`: what workers send, to every client watching ------------ */
+
+struct watch_write {
+	uv_write_t wr;
+	struct client *k;
+	char line[];
+};
+
+static void on_watch_written(uv_write_t *wr, int status)
+{
+	struct watch_write *w = (struct watch_write *)wr;
+
+	if (status < 0 && status != UV_ECANCELED) {
+		client_close(w->k);
+	}
+	free(w);
+}
+
+/* One line to a watcher; one that does not read is dropped, not waited on. */
+static void watch_write(struct client *k, const char *line)
+{
+	uv_stream_t *st = (uv_stream_t *)&k->pipe;
+	size_t n = strlen(line);
+	struct watch_write *w;
+	uv_buf_t buf;
+
+	if (uv_stream_get_write_queue_size(st) > CZ_ADMIN_WATCH_QUEUE_MAX) {
+		cz_log(CZ_LOG_WARN, "control socket: a 'messages' client does "
+			"not read: disconnected");
+		client_close(k);
+		return;
+	}
+	w = malloc(sizeof(*w) + n);
+	if (w == NULL) {
+		return;
+	}
+	memcpy(w->line, line, n);
+	w->k = k;
+	buf = uv_buf_init(w->line, (unsigned)n);
+	if (uv_write(&w->wr, st, &buf, 1, on_watch_written) < 0) {
+		free(w);
+		client_close(k);
+	}
+}
+
+void cz_admin_publish(struct cz_admin *a, uint32_t worker_id, int pid,
+	const json_t *msg)
+{
+	char *lines[2] = { NULL, NULL };
+	struct client *k, *next;
+
+	if (a == NULL || a->closing) {
+		return;
+	}
+	for (k = a->clients; k != NULL; k = next) {
+		next = k->next;
+		if (!k->watching || k->answering || k->closing) {
+			continue;
+		}
+		if (lines[k->watch_json] == NULL) {
+			lines[k->watch_json] = cz_admin_format_message(worker_id,
+				pid, msg, k->watch_json);
+		}
+		if (lines[k->watch_json] != NULL) {
+			watch_write(k, lines[k->watch_json]);
+		}
+	}
+	free(lines[0]);
+	free(lines[1]);
 }
 
 /* Unlinks the socket file unless someone else's has replaced it. */

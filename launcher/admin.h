@@ -13,15 +13,19 @@
  * answer until the launcher closes the connection:
  *
  *   "status\n" / "status json\n" / "reload\n" / "scale N\n" / "stop\n"
+ *   "send ID|all JSON\n" (the JSON on one line)
  *
  * The answer's first line is "ok" or "error: <message>"; the rest is the
- * text (or JSON) to print.
+ * text (or JSON) to print.  "messages\n" / "messages json\n" is answered
+ * "ok", then the connection stays open and gets one line per message a
+ * Node worker sends (process.send()), until the launcher stops.
  */
 #ifndef CZ_LAUNCHER_ADMIN_H
 #define CZ_LAUNCHER_ADMIN_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 #include <sys/types.h>
 #include <uv.h>
 
@@ -56,6 +60,12 @@ struct cz_admin_ops {
 	int (*reload)(void *data, char *err, size_t errlen);
 	int (*scale)(void *data, unsigned n, char *err, size_t errlen);
 	int (*stop)(void *data, char *err, size_t errlen);
+	/*
+	 * Delivers `msg` to Node worker `worker_id` (0: every Node worker):
+	 * *delivered is how many got it.  0, or a negative errno and err.
+	 */
+	int (*send)(void *data, uint32_t worker_id, const json_t *msg,
+		unsigned *delivered, char *err, size_t errlen);
 };
 
 struct cz_admin;
@@ -74,6 +84,11 @@ const char *cz_admin_path(const struct cz_admin *a);
 /* Closes the socket and removes the file; handles close on the loop.
  * `a` may be NULL. */
 void cz_admin_destroy(struct cz_admin *a);
+
+/* A message worker `worker_id` (pid) sent: to every `messages` client.
+ * `a` may be NULL. */
+void cz_admin_publish(struct cz_admin *a, uint32_t worker_id, int pid,
+	const json_t *msg);
 
 /*
  * The default path for the launcher with pid `pid`: DIR/PID.sock, or with

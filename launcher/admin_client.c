@@ -17,6 +17,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "json.h"
+
 #define ANSWER_MAX (64u << 20)    /* the client gives up on anything bigger */
 
 static int cmp_str(const void *x, const void *y)
@@ -133,20 +135,55 @@ static int find_launcher(char *path, size_t len)
 	return rc;
 }
 
-static int format_request(const struct cz_opts *o, char *buf, size_t len)
+/* "send ID|all JSON\n", the JSON on one line as the launcher reads it. */
+static char *send_request(const struct cz_opts *o)
 {
+	json_t *msg = json_loads(o->send_json, CZ_JSON_LOAD_FLAGS, NULL);
+	char *line = msg != NULL ? cz_json_line(msg, 0) : NULL, *req = NULL;
+	char target[16] = "all";
+	int n;
+
+	json_decref(msg);
+	if (line == NULL) {
+		return NULL;
+	}
+	if (o->send_to != 0) {
+		snprintf(target, sizeof(target), "%u", o->send_to);
+	}
+	n = asprintf(&req, "send %s %s\n", target, line);
+	free(line);
+	return n < 0 || (size_t)n > CZ_ADMIN_REQUEST_MAX ? (free(req), NULL) : req;
+}
+
+/* The request line for the subcommand, malloc'd; NULL if none. */
+static char *format_request(const struct cz_opts *o)
+{
+	const char *req;
+
 	switch (o->action) {
 	case CZ_CLI_STATUS:
-		return snprintf(buf, len, o->json ? "status json\n" : "status\n");
+		req = o->json ? "status json\n" : "status\n";
+		break;
 	case CZ_CLI_RELOAD:
-		return snprintf(buf, len, "reload\n");
-	case CZ_CLI_SCALE:
-		return snprintf(buf, len, "scale %u\n", o->scale_to);
+		req = "reload\n";
+		break;
 	case CZ_CLI_STOP:
-		return snprintf(buf, len, "stop\n");
-	default:
-		return -EINVAL;
+		req = "stop\n";
+		break;
+	case CZ_CLI_MESSAGES:
+		req = o->json ? "messages json\n" : "messages\n";
+		break;
+	case CZ_CLI_SCALE: {
+		char *line = NULL;
+
+		return asprintf(&line, "scale %u\n", o->scale_to) < 0 ? NULL : line;
 	}
+	case CZ_CLI_SEND:
+		return send_request(o);
+	default:
+		return NULL;
+	}
+	return strdup(req);
 }
 
 static int send_all(int fd, const char *p, size_t n)
@@ -245,30 +282,101 @@ static int print_answer(const char *path, const char *ans, size_t len)
 	return 1;
 }
 
-int cz_admin_client(const struct cz_opts *o)
+/* Writes what came after the answer's first line; false if stdout failed
+ * (a reader that went away, say: then there is nobody to follow for). */
+static bool pass_on(const char *p, size_t n)
 {
-	char path[CZ_ADMIN_PATH_MAX], req[64];
-	struct cz_admin_buf b = { 0 };
-	int rc;
+	return n == 0 || (fwrite(p, 1, n, stdout) == n && fflush(stdout) == 0);
+}
 
-	if (format_request(o, req, sizeof(req)) < 0) {
-		fprintf(stderr, "clusterize: not a control subcommand\n");
+/*
+ * `messages`: the answer's first line within the usual time, then every
+ * line the launcher writes, as it comes, until it closes.
+ */
+static int follow(const char *path, const char *req)
+{
+	struct timeval tv = { CZ_ADMIN_ANSWER_TIMEOUT_MS / 1000, 0 }, none = { 0, 0 };
+	char buf[4096];
+	int fd = cz_admin_connect(path), err, rc = 1;
+	size_t len = 0;
+	char *nl = NULL;
+	ssize_t r;
+
+	if (fd < 0) {
+		fprintf(stderr, "clusterize: connect %s: %s\n", path, strerror(-fd));
 		return 1;
 	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	err = send_all(fd, req, strlen(req));
+	while (err == 0 && nl == NULL && len < sizeof(buf)) {
+		r = recv(fd, buf + len, sizeof(buf) - len, 0);
+		if (r <= 0 && !(r < 0 && errno == EINTR)) {
+			err = r == 0 ? 0 : errno == EAGAIN ? -ETIMEDOUT : -errno;
+			break;
+		}
+		len += r > 0 ? (size_t)r : 0;
+		nl = memchr(buf, '\n', len);
+	}
+	if (err < 0 || nl == NULL) {
+		fprintf(stderr, "clusterize: %s: %s\n", path, err == -ETIMEDOUT ?
+			"no answer from the launcher" : err < 0 ? strerror(-err) :
+			"unexpected answer from the launcher");
+		close(fd);
+		return 1;
+	}
+	if (print_answer(path, buf, (size_t)(nl - buf) + 1) == 0) {
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+		rc = pass_on(nl + 1, len - (size_t)(nl - buf) - 1) ? -1 : 0;
+		while (rc < 0) {
+			r = recv(fd, buf, sizeof(buf), 0);
+			if (r < 0 && errno == EINTR) {
+				continue;
+			}
+			rc = r <= 0 || !pass_on(buf, (size_t)r) ? 0 : -1;
+		}
+	}
+	close(fd);
+	return rc;
+}
+
+/* --control, or the only launcher answering in the default directory. */
+static int client_path(const struct cz_opts *o, char *path, size_t len)
+{
 	if (o->control != NULL) {
-		if (strlen(o->control) >= sizeof(path)) {
+		if (strlen(o->control) >= len) {
 			fprintf(stderr, "clusterize: control socket path too "
 				"long: %s\n", o->control);
 			return 1;
 		}
 		strcpy(path, o->control);
-	} else if (find_launcher(path, sizeof(path)) != 0) {
+		return 0;
+	}
+	return find_launcher(path, len);
+}
+
+int cz_admin_client(const struct cz_opts *o)
+{
+	char path[CZ_ADMIN_PATH_MAX], *req = format_request(o);
+	struct cz_admin_buf b = { 0 };
+	int rc;
+
+	if (req == NULL) {
+		fprintf(stderr, "clusterize: %s\n", o->action == CZ_CLI_SEND ?
+			"send: message too long or out of memory" :
+			"not a control subcommand");
 		return 1;
 	}
-	rc = exchange(path, req, &b);
-	if (rc == 0) {
-		rc = print_answer(path, b.p != NULL ? b.p : "", b.len);
+	rc = client_path(o, path, sizeof(path));
+	if (rc == 0 && o->action == CZ_CLI_MESSAGES) {
+		rc = follow(path, req);
+	} else if (rc == 0) {
+		rc = exchange(path, req, &b);
+		if (rc == 0) {
+			rc = print_answer(path, b.p != NULL ? b.p : "", b.len);
+		}
 	}
 	free(b.p);
+	free(req);
 	return rc;
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <jansson.h>
 
 #include "cli.h"
 #include "metrics.h"
@@ -121,6 +122,10 @@ static const char usage_text[] =
 	"  clusterize reload [--control PATH]            rolling restart\n"
 	"  clusterize scale N [--control PATH]           run N workers\n"
 	"  clusterize stop [--control PATH]              graceful stop\n"
+	"  clusterize send ID|all JSON [--control PATH]  a message to Node workers\n"
+	"                                                (process.on('message'))\n"
+	"  clusterize messages [--json] [--control PATH] follow what Node workers\n"
+	"                                                process.send()\n"
 	"\n"
 	"Signals: TERM/INT stop gracefully (twice: at once), QUIT stops at once,\n"
 	"HUP restarts every worker in turn, TTIN adds a worker, TTOU removes one.\n"
@@ -600,7 +605,40 @@ static const struct {
 	{ "reload", CZ_CLI_RELOAD },
 	{ "scale", CZ_CLI_SCALE },
 	{ "stop", CZ_CLI_STOP },
+	{ "send", CZ_CLI_SEND },
+	{ "messages", CZ_CLI_MESSAGES },
 };
+
+/* `send ID|all JSON`: the JSON is checked here, so a typo is a usage error. */
+static int parse_send(struct parse *p, int argc, char **argv, int *i)
+{
+	struct cz_opts *o = p->o;
+	json_error_t e;
+	json_t *msg;
+	long n;
+
+	if (*i + 1 >= argc) {
+		return fail(p, "'send' needs a worker id (or all) and a JSON "
+			"message: clusterize send ID|all JSON");
+	}
+	if (strcmp(argv[*i], "all") == 0) {
+		o->send_to = 0;
+	} else if (parse_uint(argv[*i], UINT32_MAX, &n) == 0 && n >= 1) {
+		o->send_to = (unsigned)n;
+	} else {
+		return fail(p, "invalid worker '%s' for 'send': expected a worker "
+			"id or all", argv[*i]);
+	}
+	msg = json_loads(argv[*i + 1], JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+	if (msg == NULL) {
+		return fail(p, "invalid JSON for 'send' at line %d, column %d: %s",
+			e.line, e.column, e.text);
+	}
+	json_decref(msg);
+	o->send_json = argv[*i + 1];
+	*i += 2;
+	return 0;
+}
 
 /* Only --control and --json make sense after a subcommand. */
 static int parse_subcommand(struct parse *p, int argc, char **argv,
@@ -621,10 +659,14 @@ static int parse_subcommand(struct parse *p, int argc, char **argv,
 		o->scale_to = (unsigned)n;
 		i++;
 	}
+	if (action == CZ_CLI_SEND && parse_send(p, argc, argv, &i) != 0) {
+		return -1;
+	}
 	for (; i < argc; i++) {
 		const char *a = argv[i];
 
-		if (strcmp(a, "--json") == 0 && action == CZ_CLI_STATUS) {
+		if (strcmp(a, "--json") == 0 && (action == CZ_CLI_STATUS ||
+			action == CZ_CLI_MESSAGES)) {
 			o->json = true;
 		} else if (strncmp(a, "--control=", 10) == 0 && a[10] != '\0') {
 			o->control = a + 10;

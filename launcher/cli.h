@@ -26,6 +26,8 @@ enum cz_cli_action {
 	CZ_CLI_RELOAD,
 	CZ_CLI_SCALE,
 	CZ_CLI_STOP,
+	CZ_CLI_SEND,
+	CZ_CLI_MESSAGES,
 };
 
 enum cz_restart {
@@ -61,6 +63,8 @@ struct cz_opts {
 	unsigned n_allow_bind;
 	const char *allow_bind[CZ_CLI_MAX_ALLOW_BIND]; /* "[HOST]:PORT" */
 	unsigned scale_to;       /* CZ_CLI_SCALE: the new worker count */
+	unsigned send_to;        /* CZ_CLI_SEND: a worker id; 0: all */
+	const char *send_json;   /* CZ_CLI_SEND: the message (valid JSON) */
 	int cmd_argc;            /* >= 1 when action is CZ_CLI_RUN */
 	char **cmd_argv;         /* points into argv; NULL-terminated */
 };

@@ -267,6 +267,8 @@ int main(int argc, char **argv)
 	case CZ_CLI_RELOAD:
 	case CZ_CLI_SCALE:
 	case CZ_CLI_STOP:
+	case CZ_CLI_SEND:
+	case CZ_CLI_MESSAGES:
 		return cz_admin_client(&opts);
 	case CZ_CLI_RUN:
 		break;

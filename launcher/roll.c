@@ -14,6 +14,7 @@
 #include "admin.h"
 #include "control.h"
 #include "log.h"
+#include "node_ipc.h"
 #include "roll.h"
 #include "stats.h"
 
@@ -426,12 +427,47 @@ static int op_stop(void *data, char *err, size_t errlen)
 	return 0;
 }
 
+/* `send`: to the Node workers running now (draining ones included). */
+static int op_send(void *data, uint32_t worker_id, const json_t *msg,
+	unsigned *delivered, char *err, size_t errlen)
+{
+	struct cz_sup *s = data;
+	int rc;
+
+	*delivered = 0;
+	if (s->nipc == NULL) {
+		snprintf(err, errlen, "the launcher runs with --node-ipc off");
+		return -ENOTSUP;
+	}
+	for (struct cz_worker *w = s->workers; w != NULL; w = w->next) {
+		if (worker_id != 0 && w->id != worker_id) {
+			continue;
+		}
+		rc = cz_node_ipc_send(s->nipc, w->id, msg);
+		if (rc == 0) {
+			(*delivered)++;
+		} else if (worker_id != 0) {
+			snprintf(err, errlen, "worker %u: %s", worker_id,
+				rc == -ENOENT ? "not a Node worker (it never spoke "
+				"Node's cluster protocol)" : rc == -ENOBUFS ?
+				"it does not read its messages" : strerror(-rc));
+			return rc;
+		}
+	}
+	if (*delivered == 0) {
+		snprintf(err, errlen, worker_id != 0 ? "no worker %u" :
+			"no Node worker to deliver to", worker_id);
+		return -ENOENT;
+	}
+	return 0;
+}
+
 /* Only a --control the user asked for is worth failing over. */
 int cz_roll_start_admin(struct cz_sup *s)
 {
 	static const struct cz_admin_ops ops_template = {
 		.summary = op_summary, .status = op_status, .reload = op_reload,
-		.scale = op_scale, .stop = op_stop,
+		.scale = op_scale, .stop = op_stop, .send = op_send,
 	};
 	struct cz_admin_ops ops = ops_template;
 	int rc;

@@ -648,13 +648,15 @@ static int adopt_sockets(struct cz_sup *s)
 	return 0;
 }
 
-/* A message a worker process.send()s: an event line at -v. */
+/* A message a worker process.send()s: an event line at -v, and to every
+ * `clusterize messages`. */
 static void on_node_message(void *data, uint32_t worker_id, int pid,
 	const json_t *msg)
 {
+	struct cz_sup *s = data;
 	char *line;
 
-	(void)data;
+	cz_admin_publish(s->admin, worker_id, pid, msg);
 	if (cz_log_get_level() < CZ_LOG_DEBUG) {
 		return;
 	}

@@ -25,6 +25,9 @@ struct fake {
 	const char *command;
 	double uptime[2];
 	struct cz_admin **destroy; /* stop destroys the server, as a stop may */
+	int sends;
+	uint32_t send_to;
+	char sent[256];      /* the message send got, compact */
 };
 
 static void fake_summary(void *data, struct cz_admin_summary *out)
@@ -90,11 +93,27 @@ static int fake_stop(void *data, char *err, size_t len)
 	return fake_result(f, err, len);
 }
 
+static int fake_send(void *data, uint32_t worker_id, const json_t *msg,
+	unsigned *delivered, char *err, size_t len)
+{
+	struct fake *f = data;
+	char *line = json_dumps(msg, JSON_COMPACT | JSON_ENCODE_ANY);
+
+	f->sends++;
+	f->send_to = worker_id;
+	snprintf(f->sent, sizeof(f->sent), "%s", line != NULL ? line : "");
+	free(line);
+	*delivered = worker_id == 0 ? 2 : 1;
+	return fake_result(f, err, len);
+}
+
 /* --- a launcher's loop in a thread ---------------------------------------- */
 
 struct srv {
 	uv_loop_t loop;
 	uv_async_t quit;
+	uv_async_t publish; /* publishes `msg` as worker 3's (pid 4444) */
+	json_t *msg;
 	pthread_t thread;
 	struct cz_admin *a;
 	struct fake f;
@@ -135,6 +154,14 @@ static void on_quit(uv_async_t *h)
 
 	cz_admin_destroy(s->a);
 	uv_close((uv_handle_t *)h, NULL);
+	uv_close((uv_handle_t *)&s->publish, NULL);
+}
+
+static void on_publish(uv_async_t *h)
+{
+	struct srv *s = h->data;
+
+	cz_admin_publish(s->a, 3, 4444, s->msg);
 }
 
 /* Creates the server on `path` (NULL: the default) and runs it; returns
@@ -148,7 +175,7 @@ static int srv_start(struct srv *s, const char *path)
 	s->f.uptime[0] = 75.0;
 	s->f.uptime[1] = 3700.0;
 	s->ops = (struct cz_admin_ops){ &s->f, fake_summary, fake_status,
-		fake_reload, fake_scale, fake_stop };
+		fake_reload, fake_scale, fake_stop, fake_send };
 	cr_assert_eq(uv_loop_init(&s->loop), 0);
 	err = cz_admin_create(&s->loop, path, &s->ops, &s->a);
 	if (err < 0) {
@@ -158,6 +185,8 @@ static int srv_start(struct srv *s, const char *path)
 	}
 	uv_async_init(&s->loop, &s->quit, on_quit);
 	s->quit.data = s;
+	uv_async_init(&s->loop, &s->publish, on_publish);
+	s->publish.data = s;
 	cr_assert_eq(pthread_create(&s->thread, NULL, loop_main, s), 0);
 	return 0;
 }
@@ -372,8 +401,9 @@ Test(admin, bad_requests_get_an_error)
 
 Test(admin, an_overlong_request_is_dropped)
 {
+	static char req[70000];
 	struct srv s;
-	char req[400], buf[64];
+	char buf[64];
 
 	memset(req, 'x', sizeof(req) - 1);
 	req[sizeof(req) - 1] = '\0';
@@ -381,6 +411,119 @@ Test(admin, an_overlong_request_is_dropped)
 	raw(sockpath, req, buf, sizeof(buf));
 	cr_expect_str_eq(buf, "");
 	srv_stop(&s);
+}
+
+Test(admin, send_delivers_the_message_compacted)
+{
+	struct cz_opts o = { .action = CZ_CLI_SEND, .send_to = 0,
+		.send_json = "{\"cmd\": \"reload-config\",\n \"n\": [1, 2]}" };
+	struct srv s;
+	struct out r;
+
+	cr_assert_eq(srv_start(&s, sockpath), 0);
+	o.control = sockpath;
+	run_client(&o, &r);
+	cr_expect_eq(r.rc, 0, "%s", r.err);
+	cr_expect_str_eq(r.out, "delivered to 2 workers\n");
+	o.send_to = 7;
+	o.send_json = "\"x\"";
+	run_client(&o, &r);
+	srv_stop(&s);
+	cr_expect_eq(r.rc, 0, "%s", r.err);
+	cr_expect_str_eq(r.out, "delivered to 1 worker\n");
+	cr_expect_eq(s.f.sends, 2);
+	cr_expect_eq(s.f.send_to, 7);
+	cr_expect_str_eq(s.f.sent, "\"x\"");
+}
+
+Test(admin, send_to_nobody_exits_1_with_the_reason)
+{
+	struct cz_opts o = { .action = CZ_CLI_SEND, .send_to = 9, .send_json = "{}" };
+	struct srv s;
+	struct out r;
+
+	cr_assert_eq(srv_start(&s, sockpath), 0);
+	s.f.fail = -ENOENT;
+	s.f.why = "no worker 9";
+	o.control = sockpath;
+	run_client(&o, &r);
+	srv_stop(&s);
+	cr_expect_eq(r.rc, 1);
+	cr_expect_str_eq(r.err, "clusterize: send: no worker 9\n");
+	cr_expect_str_eq(r.out, "");
+}
+
+Test(admin, bad_send_requests_get_an_error)
+{
+	struct srv s;
+	char buf[256];
+
+	cr_assert_eq(srv_start(&s, sockpath), 0);
+	raw(sockpath, "send all {\"a\":\n", buf, sizeof(buf));
+	cr_expect(strncmp(buf, "error: send: invalid JSON at byte ", 34) == 0, "%s", buf);
+	raw(sockpath, "send x1 {}\n", buf, sizeof(buf));
+	cr_expect_str_eq(buf, "error: send: expected 'send ID|all JSON'\n");
+	raw(sockpath, "send 0 {}\n", buf, sizeof(buf));
+	cr_expect_str_eq(buf, "error: send: expected 'send ID|all JSON'\n");
+	srv_stop(&s);
+	cr_expect_eq(s.f.sends, 0);
+}
+
+/* Connects and asks to follow messages; returns the fd after "ok". */
+static int follow(const char *req)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	char ok[3];
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sockpath);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	cr_assert_eq(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+	cr_assert_eq(recv(fd, ok, 3, MSG_WAITALL), 3);
+	cr_assert_eq(memcmp(ok, "ok\n", 3), 0);
+	return fd;
+}
+
+/* One line off fd (blocking). */
+static void read_line(int fd, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	while (n + 1 < len && recv(fd, buf + n, 1, 0) == 1 && buf[n++] != '\n') {
+	}
+	buf[n] = '\0';
+}
+
+Test(admin, messages_are_streamed_to_every_watcher)
+{
+	struct srv s;
+	char line[256];
+
+	cr_assert_eq(srv_start(&s, sockpath), 0);
+	s.msg = json_pack("{s:s, s:s}", "cmd", "ready", "x", "\x1b[2J\xc3\xa9");
+	int text = follow("messages\n"), js = follow("messages json\n");
+
+	for (int i = 0; i < 2; i++) {
+		uv_async_send(&s.publish);
+		read_line(text, line, sizeof(line));
+		/* For terminals: escape sequences and non-ASCII escaped. */
+		cr_expect_str_eq(line, "worker 3 (pid 4444): "
+			"{\"cmd\":\"ready\",\"x\":\"\\u001B[2J\\u00E9\"}\n");
+		read_line(js, line, sizeof(line));
+		json_t *j = json_loads(line, 0, NULL);
+
+		cr_assert_not_null(j, "%s", line);
+		cr_expect_eq(json_integer_value(json_object_get(j, "worker")), 3);
+		cr_expect_eq(json_integer_value(json_object_get(j, "pid")), 4444);
+		cr_expect(json_equal(json_object_get(j, "message"), s.msg), "%s", line);
+		json_decref(j);
+	}
+	close(text);
+	srv_stop(&s);
+	/* The launcher going away ends the stream. */
+	cr_expect_eq(recv(js, line, sizeof(line), 0), 0);
+	close(js);
+	json_decref(s.msg);
 }
 
 Test(admin, socket_is_0600_and_destroy_removes_it)

@@ -314,7 +314,7 @@ Test(cli, operations_options)
 
 Test(cli, operations_options_reject_bad_values)
 {
-	static const char *const bad[][3] = {
+	static const char *const bad[][4] = {
 		{ "--max-surge", "0", "--max-surge" },
 		{ "--stop-signal", "BOGUS", "BOGUS" },
 		{ "--restart", "sometimes", "sometimes" },
@@ -447,6 +447,53 @@ Test(cli, metrics_from_the_environment_unless_the_option_says)
 	PARSE(&r, NULL, NULL, "server");
 	cr_assert_eq(cz_cli_apply_env(&r.o, fake_getenv, r.err, sizeof(r.err)), -1);
 	cr_expect(strstr(r.err, "CLUSTERIZE_METRICS") && strstr(r.err, "bogus"), "%s", r.err);
+}
+
+Test(cli, send_and_messages)
+{
+	struct run r;
+
+	PARSE(&r, NULL, NULL, "send", "all", "{\"cmd\":\"reload-config\"}", "--control", "/c");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_expect_eq(r.o.action, CZ_CLI_SEND);
+	cr_expect_eq(r.o.send_to, 0);
+	cr_expect_str_eq(r.o.send_json, "{\"cmd\":\"reload-config\"}");
+	cr_expect_str_eq(r.o.control, "/c");
+	PARSE(&r, NULL, NULL, "send", "4294967295", "42");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_expect_eq(r.o.send_to, 4294967295u);
+	PARSE(&r, NULL, NULL, "messages", "--json");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_expect_eq(r.o.action, CZ_CLI_MESSAGES);
+	cr_expect(r.o.json);
+}
+
+Test(cli, send_needs_a_worker_and_valid_json)
+{
+	static const char *const bad[][4] = {
+		{ "send", NULL, NULL },
+		{ "send", "all", NULL },
+		{ "send", "0", "{}" },
+		{ "send", "-1", "{}" },
+		{ "send", "x", "{}" },
+		{ "send", "4294967296", "{}" },
+	};
+	struct run r;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		parse_with(&r, NULL, NULL, bad[i]);
+		cr_expect_eq(r.rc, -1, "case %zu", i);
+		cr_expect(strstr(r.err, "send") != NULL, "case %zu: %s", i, r.err);
+		cr_expect_null(strchr(r.err, '\n'), "one line: %s", r.err);
+	}
+	PARSE(&r, NULL, NULL, "send", "all", "{\"cmd\": reload}");
+	cr_expect_eq(r.rc, -1);
+	cr_expect(strstr(r.err, "invalid JSON for 'send' at line 1, column") == r.err, "%s",
+		r.err);
+	PARSE(&r, NULL, NULL, "send", "all", "{} {}");
+	cr_expect_eq(r.rc, -1, "one message, not two");
+	PARSE(&r, NULL, NULL, "send", "1", "{}", "--json");
+	cr_expect_eq(r.rc, -1, "send takes no --json");
 }
 
 Test(cli, node_ipc_flag_and_env)
