@@ -246,6 +246,8 @@ struct czt_load *czt_load_start(const struct czt_addr *a, int concurrency, int m
 int czt_load_answered(const struct czt_load *l);
 /* Waits until `more` answers beyond now have come; false at the deadline. */
 bool czt_load_wait_more(const struct czt_load *l, int more, int ms);
+/* Starts no more connections; the open ones go on (czt_load_stop collects). */
+void czt_load_pause(struct czt_load *l);
 /* Starts no more connections, waits up to ms for the open ones, frees l. */
 void czt_load_stop(struct czt_load *l, struct czt_load_result *r, int ms);
 

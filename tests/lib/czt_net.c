@@ -445,6 +445,11 @@ bool czt_load_wait_more(const struct czt_load *l, int more, int ms)
 	return czt_wait_until(load_reached, &m, ms);
 }
 
+void czt_load_pause(struct czt_load *l)
+{
+	l->ctl.stop = true;
+}
+
 void czt_load_stop(struct czt_load *l, struct czt_load_result *r, int ms)
 {
 	l->ctl.deadline = now_ms() + czt_ms(ms);
