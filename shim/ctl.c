@@ -380,7 +380,9 @@ int cz_ctl_init(uint32_t hello_flags)
 	exe[n > 0 ? n : 0] = '\0';
 	mark_internal(root_fd);
 	enabled = 1;
-	if (!launcher_is_parent()) {
+	/* A native node worker attaches at once too: its hello tells the
+	 * launcher which process its Node channel leads to. */
+	if (!launcher_is_parent() && !(hello_flags & CZ_HELLO_F_NODE_IPC)) {
 		return 0; /* attach on the first request */
 	}
 	/* The worker process itself: the launcher waits for its hello. */
