@@ -661,8 +661,9 @@ static void on_node_message(void *data, uint32_t worker_id, int pid,
 		return;
 	}
 	line = cz_json_line(msg, 1);
-	cz_log(CZ_LOG_INFO, "worker %u (pid %d) message: %.1024s%s", worker_id,
-		pid, line != NULL ? line : "(out of memory)",
+	cz_log_event(CZ_LOG_INFO, "worker_message", "id pid message -",
+		"worker %u (pid %d) message: %.1024s%s", worker_id, pid,
+		line != NULL ? line : "(out of memory)",
 		line != NULL && strlen(line) > 1024 ? "..." : "");
 	free(line);
 }
