@@ -759,20 +759,20 @@ Test(node, many_servers_in_one_worker)
 	czt_stop(p);
 }
 
-/* ipv6Only: both workers on [::]:port, and IPv4's 0.0.0.0:port stays free. */
+/* ipv6Only: both workers on [::]:port, and nothing on IPv4's port. */
 Test(node, ipv6only_leaves_ipv4_free)
 {
 	json_t *res[WORKERS];
 	struct czt_proc *p = scenario("rr", res, "ipv6only", NULL);
 	int port = (int)member(res[0], "port");
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct czt_addr a;
 
 	cr_expect_eq(member(res[1], "port"), port);
 	cr_expect_str_eq(json_string_value(json_object_get(res[0], "address")), "::");
-	cr_expect_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0,
-		"0.0.0.0:%d is free: %s", port, strerror(errno));
-	close(fd);
+	czt_addr_tcp(&a, "::1", port);
+	expect_served(&a, (const json_t *const *)res, true);
+	czt_addr_tcp(&a, "127.0.0.1", port);
+	cr_expect_eq(czt_ask(&a, 5000), -ECONNREFUSED, "IPv4 is not served on port %d", port);
 	free_results(res);
 	czt_stop(p);
 }
