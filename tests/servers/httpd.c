@@ -1,6 +1,9 @@
 /*
  * A minimal epoll HTTP/1.1 server for scripts/bench: answers every request
- * with a fixed body, honours keep-alive and "Connection: close".
+ * with a fixed body, honours keep-alive and "Connection: close".  An
+ * HTTP/1.0 request gets a close-delimited answer, as from an HTTP/1.0
+ * server: no Content-Length, the FIN ends the body (so a primary that
+ * still holds the connection when the worker closes it delays the answer).
  *
  *   httpd --port P [--addr A] [--reuseport | --handoff] [--procs N]
  *         [--stats-dir D]
@@ -89,6 +92,8 @@ static const char reply[] =
 static const char reply_close[] =
 	"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
 	"Content-Length: 12\r\nConnection: close\r\n\r\nhello world\n";
+static const char reply_eof[] =
+	"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello world\n";
 
 static int open_listener(const char *addr, int port, int reuseport)
 {
@@ -133,6 +138,13 @@ static int header_says_close(const char *req, size_t len)
 	       memmem(req, len, "connection: close", 17) != NULL;
 }
 
+static int http10(const char *req, size_t len)
+{
+	const char *eol = memmem(req, len, "\r\n", 2);
+
+	return eol != NULL && eol - req >= 8 && memcmp(eol - 8, "HTTP/1.0", 8) == 0;
+}
+
 /* Reads what arrived and answers every complete request in it. */
 static void serve(int ep, struct conn *c)
 {
@@ -150,9 +162,11 @@ static void serve(int ep, struct conn *c)
 		c->len += (size_t)n;
 		while ((end = memmem(c->buf, c->len, "\r\n\r\n", 4)) != NULL) {
 			size_t req = (size_t)(end - c->buf) + 4;
-			int last = header_says_close(c->buf, req);
-			const char *r = last ? reply_close : reply;
-			size_t rl = last ? sizeof(reply_close) - 1 : sizeof(reply) - 1;
+			int eof = http10(c->buf, req);
+			int last = eof || header_says_close(c->buf, req);
+			const char *r = eof ? reply_eof : last ? reply_close : reply;
+			size_t rl = eof ? sizeof(reply_eof) - 1
+				 : last ? sizeof(reply_close) - 1 : sizeof(reply) - 1;
 
 			if (write(c->fd, r, rl) != (ssize_t)rl || last) {
 				close_conn(ep, c);
