@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -893,4 +894,54 @@ Test(node, stop_under_load_loses_nothing)
 	cr_expect_eq(czt_count(c.proc, CZT_ERR, ") exited with code 0"), WORKERS,
 		"both workers left by their disconnect");
 	cr_expect(czt_wait_gone(pids, WORKERS, 5000));
+}
+
+/* --- listen({fd}) with a socket the service manager gave the launcher ------- */
+
+/* In the child: the socket at fd 3, and LISTEN_* naming our pid. */
+static int activate(void *arg)
+{
+	int fd = *(int *)arg;
+	char pid[32];
+
+	if ((fd != 3 && dup2(fd, 3) < 0) || fcntl(3, F_SETFD, 0) < 0) {
+		return -1;
+	}
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	return setenv("LISTEN_PID", pid, 1) | setenv("LISTEN_FDS", "1", 1);
+}
+
+/* listen({fd: 3}) means the primary's fd 3: the socket systemd passed. */
+Test(node, listen_on_the_fd_of_an_adopted_socket)
+{
+	int port, lfd = czt_hold_port("127.0.0.1", &port);
+	const char *argv[] = { czt_launcher(), "-w", num(WORKERS), "--", need("node"),
+		script("scenarios.js"), "fd", "3", NULL };
+	const char *env[] = { czt_asan_options(), NULL };
+	struct czt_addr a;
+	json_t *res[WORKERS];
+	char *out, *save = NULL;
+	int n = 0;
+
+	cr_assert_geq(lfd, 0);
+	struct czt_proc *p = czt_ops_spawn_hook(argv, env, activate, &lfd);
+
+	close(lfd);
+	cr_assert_eq(czt_wait_line(p, CZT_OUT, "result ", WORKERS, 20000), WORKERS);
+	out = czt_read(p, CZT_OUT);
+	for (char *l = strtok_r(out, "\n", &save); l != NULL && n < WORKERS;
+		l = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(l, "result ", 7) == 0) {
+			res[n] = json_loads(l + 7, 0, NULL);
+			cr_assert_not_null(res[n], "%s", l);
+			cr_expect_eq(member(res[n], "port"), port, "worker %lld listens on "
+				"the adopted socket: %s", member(res[n], "id"), l);
+			n++;
+		}
+	}
+	free(out);
+	czt_addr_tcp(&a, "127.0.0.1", port);
+	expect_served(&a, (const json_t *const *)res, true);
+	free_results(res);
+	czt_stop(p);
 }
