@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "conns.h"
 #include "escape.h"
 #include "listen_watch.h"
 #include "log.h"
@@ -70,6 +71,7 @@ struct cz_control {
 	struct cz_rr *rr;
 	struct cz_lwatch *watch;
 	bool destroying;
+	struct cz_conntab *conntab; /* open connections, per worker */
 };
 
 /* Any request; aligned for every message type. */
@@ -274,6 +276,7 @@ static int on_hello(struct conn *k, const union msg *m)
 {
 	struct cz_control *c = k->w->c;
 	struct cz_msg_reply r;
+	const struct cz_conns *conns;
 
 	if (k->hello) {
 		return -EPROTO;
@@ -287,7 +290,9 @@ static int on_hello(struct conn *k, const union msg *m)
 			exe);
 	}
 	reply_init(&r, m, 0);
-	return conn_reply(k, &r, -1);
+	/* Every process of the worker counts into the same page. */
+	conns = cz_conntab_find(c->conntab, k->w->worker_id);
+	return conn_reply(k, &r, conns != NULL ? cz_conns_fd(conns) : -1);
 }
 
 static int on_bind(struct conn *k, const union msg *m)
@@ -784,6 +789,9 @@ int cz_control_worker_open(struct cz_control *c, uint32_t worker_id,
 	w->next = c->workers;
 	c->workers = w;
 	uv_poll_start(&w->poll, UV_READABLE, on_root);
+	/* Its open-connection counters, sent with each HELLO reply; without
+	 * them (no memfd) its connections are not counted. */
+	cz_conntab_get(c->conntab, worker_id, true);
 	*child_fd = sv[1];
 	return 0;
 }
@@ -834,6 +842,9 @@ int cz_control_create(uv_loop_t *loop, enum cz_mode mode,
 	if (err == 0) {
 		err = cz_lwatch_create(loop, c->sockets, c->rr, &c->watch);
 	}
+	if (err == 0) {
+		err = cz_conntab_create(loop, &c->conntab);
+	}
 	if (err < 0) {
 		cz_sockets_destroy(c->sockets);
 		cz_rr_destroy(c->rr);
@@ -877,6 +888,14 @@ void cz_control_worker_exited(struct cz_control *c, uint32_t worker_id)
 	if (w != NULL) {
 		worker_close(c, w);
 	}
+	/* After its channels: they read these counters. */
+	cz_conntab_drop(c->conntab, worker_id);
+}
+
+unsigned cz_control_worker_active(const struct cz_control *c,
+	uint32_t worker_id)
+{
+	return c != NULL ? cz_conntab_open(c->conntab, worker_id) : 0;
 }
 
 unsigned cz_control_listen_count(const struct cz_control *c,
@@ -1052,5 +1071,6 @@ void cz_control_destroy(struct cz_control *c)
 	/* Keys first: closing one destroys its rr listener. */
 	cz_sockets_destroy(c->sockets);
 	cz_rr_destroy(c->rr);
+	cz_conntab_destroy(c->conntab);
 	free(c);
 }

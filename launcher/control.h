@@ -101,6 +101,13 @@ bool cz_control_worker_covers(const struct cz_control *c, uint32_t new_id,
 unsigned cz_control_worker_pending(const struct cz_control *c,
 	uint32_t worker_id);
 
+/*
+ * Connections worker `worker_id` holds open: those its processes accepted
+ * (rr or none) and have not closed, as their shims count them (conns.h).
+ */
+unsigned cz_control_worker_active(const struct cz_control *c,
+	uint32_t worker_id);
+
 /* Connections handed out to worker `worker_id` so far (rr). */
 uint64_t cz_control_worker_conns(const struct cz_control *c,
 	uint32_t worker_id);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "fdtab.h"
+#include "held.h"
 #include "log.h"
 #include "syms.h"
 
@@ -262,7 +263,7 @@ static int hello_locked(long long deadline)
 {
 	struct cz_msg_hello h;
 	struct cz_msg_reply rep;
-	int r;
+	int r, page = -1;
 
 	memset(&h, 0, sizeof(h));
 	cz_proto_init(&h.hdr, CZ_MSG_HELLO, ++seq);
@@ -272,7 +273,12 @@ static int hello_locked(long long deadline)
 	memcpy(h.exe, exe, sizeof(h.exe));
 	r = send_msg(conn_fd, &h, sizeof(h), -1, deadline);
 	if (r == 0) {
-		r = recv_reply(conn_fd, h.hdr.seq, &rep, NULL, deadline);
+		r = recv_reply(conn_fd, h.hdr.seq, &rep, &page, deadline);
+	}
+	if (page >= 0 && r == 0 && rep.err == 0) {
+		cz_held_attach(page);
+	} else if (page >= 0) {
+		real_close(page);
 	}
 	return r == 0 && rep.err < 0 ? rep.err : r;
 }

@@ -6,11 +6,15 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "held.h"
 #include "ctl.h"
 #include "fdtab.h"
 #include "sock.h"
 #include "syms.h"
 
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1U << 1)
+#endif
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
@@ -30,6 +34,9 @@ int shim_close(int fd)
 	struct cz_fdrec *rec = cz_fdtab_get(fd);
 	int r;
 
+	/* Before the close: once it is done, another thread's accept may
+	 * get the same number. */
+	cz_held_drop(fd);
 	if (__builtin_expect(rec == NULL, 1)) {
 		return real_close(fd);
 	}
@@ -51,6 +58,7 @@ static void after_dup(int oldfd, int newfd)
 {
 	struct cz_fdrec last;
 
+	cz_held_dup(oldfd, newfd);
 	if (cz_fdtab_get(oldfd) == NULL && cz_fdtab_get(newfd) == NULL) {
 		return;
 	}
@@ -153,6 +161,11 @@ int shim_close_range(unsigned first, unsigned last, int flags)
 	unsigned top, fd;
 	int r;
 
+	/* Only flags the kernel knows close anything (CLOEXEC closes later,
+	 * at exec, where the image's marks go anyway). */
+	if ((flags & ~CLOSE_RANGE_UNSHARE) == 0) {
+		cz_held_drop_range(first, last);
+	}
 	if (max < 0 || first > (unsigned)max || first > last) {
 		return real_close_range(first, last, flags);
 	}

@@ -10,11 +10,13 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "held.h"
 #include "ctl.h"
 #include "fds.h"
 #include "fdtab.h"
@@ -187,6 +189,18 @@ CZ_EXPORT void closefrom(int lowfd)
 	errno = saved;
 }
 
+/* libc closes an fdopen()ed fd with its own internal close(). */
+CZ_EXPORT int fclose(FILE *fp)
+{
+	int saved = errno, fd = fp != NULL ? fileno(fp) : -1;
+
+	errno = saved;
+	if (fd >= 0) {
+		cz_held_drop(fd);
+	}
+	return real_fclose_libc(fp);
+}
+
 CZ_EXPORT long syscall(long n, ...)
 {
 	long a[6];
@@ -223,6 +237,7 @@ static void atfork_parent(void)
 static void atfork_child(void)
 {
 	cz_fdtab_atfork_child();
+	cz_held_atfork_child();
 	cz_ctl_atfork_child();
 }
 
@@ -252,6 +267,10 @@ __attribute__((constructor)) static void clusterize_init(int argc, char **argv)
 		cz_log_warn("cannot map the fd table: not managing sockets");
 		errno = saved;
 		return;
+	}
+	if (cz_held_init(n) < 0) {
+		cz_log_warn("cannot map the connection marks: the primary will "
+			"not know this worker's open connections");
 	}
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	cz_ctl_init(flags);

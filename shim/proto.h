@@ -182,6 +182,9 @@ struct cz_msg_attach {
 /*
  * HELLO: the first request on every control connection.  For logs only:
  * the worker is the one whose attach socket brought the connection.
+ * Reply: err; with err == 0, the worker's open-connection counters (a
+ * memfd of CZ_CONNS_SIZE bytes, struct cz_conns_page) attached, or no fd
+ * when the primary has none for it.
  */
 #define CZ_HELLO_F_NODE 0x1u     /* the process is node */
 #define CZ_HELLO_F_NODE_IPC 0x2u /* ... and it has the launcher's channel */
@@ -314,6 +317,37 @@ struct cz_msg_ident {
 struct cz_msg_ack {
 	struct cz_msg_hdr hdr;
 };
+
+/*
+ * Open connections: one page per worker, shared between the primary and
+ * every process of the worker (a memfd the primary makes and sends with the
+ * HELLO reply; the shim maps it MAP_SHARED, and a forked child inherits the
+ * mapping).  Each process that holds accepted connections takes an entry
+ * (pid: 0 -> its pid, by compare-and-swap) and keeps `open` equal to the
+ * fds it holds that refer to connections it (or the process it was forked
+ * from) accepted through the shim, rr or shared; it raises `used` to cover
+ * its entry.  A process that finds an entry with its own pid (its image
+ * before exec) takes that one over.  The primary sums `open` over
+ * [0, used) to learn a worker's open connections without any message, and
+ * frees the entries of processes that are gone.  Both sides use atomic
+ * loads and stores (__atomic builtins); the primary trusts nothing in the
+ * page but the sum, clamped to CZ_CONNS_ENTRIES entries.
+ */
+#define CZ_CONNS_MAGIC 0x736e6e63u /* "cnns" */
+#define CZ_CONNS_ENTRIES 510
+struct cz_conns_entry {
+	int32_t pid;    /* 0: free */
+	uint32_t open;  /* connections the process holds */
+};
+struct cz_conns_page {
+	uint32_t magic; /* CZ_CONNS_MAGIC, set by the primary */
+	uint32_t used;  /* entries [0, used) have been taken at some time */
+	uint32_t pad[2];
+	struct cz_conns_entry e[CZ_CONNS_ENTRIES];
+};
+#define CZ_CONNS_SIZE 4096u
+_Static_assert(sizeof(struct cz_conns_page) <= CZ_CONNS_SIZE,
+	"the counters fit their page");
 
 /* The largest message; a receive buffer of this size holds any. */
 #define CZ_MSG_MAX sizeof(struct cz_msg_hello)

@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "held.h"
 #include "ctl.h"
 #include "log.h"
 #include "node.h"
@@ -214,6 +215,7 @@ int shim_socket(int domain, int type, int protocol)
 
 	if (fd >= 0) {
 		forget(fd);
+		cz_held_drop(fd);
 	}
 	return fd;
 }
@@ -651,6 +653,8 @@ static int rr_accept(int fd, struct cz_fdrec *rec, struct sockaddr *addr,
 			return -EMFILE;
 		}
 		conn_fd_ready(cfd, &in.c, flags);
+		/* Counted before the ACK: the primary never sees it in neither. */
+		cz_held_add(cfd);
 		ack(fd, rec, in.c.hdr.seq);
 		fill_addr(&in.c.peer, addr, len);
 		forget(cfd);
@@ -676,6 +680,13 @@ int shim_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags,
 	r = plain ? real_accept(fd, addr, len) : real_accept4(fd, addr, len, flags);
 	if (r >= 0) {
 		forget(r);
+		/* none: a connection of the shared listener is the worker's. */
+		if (rec != NULL && rec->state == CZ_FD_SHARED &&
+		    rec->type == SOCK_STREAM) {
+			cz_held_add(r);
+		} else {
+			cz_held_drop(r);
+		}
 	}
 	return r;
 }

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -31,6 +32,7 @@
 	X(sendmsg, "sendmsg")               \
 	X(sendmmsg, "sendmmsg")             \
 	X(recvmsg, "recvmsg")               \
+	X(fclose, "fclose")                 \
 	X(syscall, "syscall")
 
 static struct {
@@ -317,6 +319,17 @@ int real_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		RET(libc.connect(fd, addr, len));
 	}
 	return (int)RAW(SYS_connect, fd, addr, len, 0);
+}
+
+/* glibc's own name for it, for the moment before dlsym answers. */
+int _IO_fclose(FILE *fp);
+
+int real_fclose_libc(FILE *fp)
+{
+	if (HAVE(fclose)) {
+		return libc.fclose(fp);
+	}
+	return _IO_fclose(fp);
 }
 
 long real_syscall6(long n, const long a[6])

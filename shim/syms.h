@@ -11,6 +11,7 @@
 #define CZ_SHIM_SYMS_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -39,8 +40,9 @@ ssize_t real_sendmsg(int fd, const struct msghdr *msg, int flags);
 int real_sendmmsg(int fd, struct mmsghdr *vec, unsigned n, int flags);
 ssize_t real_recvmsg(int fd, struct msghdr *msg, int flags);
 
-/* libc's fcntl() and syscall(): libc conventions (-1 and errno). */
+/* libc's fcntl(), fclose() and syscall(): libc conventions (-1 and errno). */
 int real_fcntl_libc(int fd, int cmd, void *arg);
+int real_fclose_libc(FILE *fp);
 long real_syscall6(long n, const long a[6]);
 
 /* Raw syscalls that never go through libc (and so never through us). */
