@@ -40,6 +40,7 @@ struct cz_admin_worker {
 	double uptime;       /* seconds */
 	unsigned restarts;   /* replacements of this worker's slot so far */
 	uint64_t conns;      /* connections handed out to it (rr) */
+	unsigned active;     /* connections it holds open now (its shim's count) */
 	char addrs[CZ_ADMIN_ADDRS_MAX]; /* "127.0.0.1:8000, [::1]:8000" */
 };
 

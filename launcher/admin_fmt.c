@@ -104,16 +104,17 @@ static void status_text(struct cz_admin_buf *b,
 	cz_escape_str(cmd, sizeof(cmd), str_or(s->command, "?"));
 	sb_printf(b, "clusterize %d: %s, %s, %s, %u workers wanted\n", s->pid,
 		cmd, str_or(s->sched, "?"), str_or(s->state, "?"), s->wanted);
-	sb_printf(b, "%-4s %-8s %-10s %-7s %-8s %-8s %s\n", "ID", "PID",
-		"STATE", "UPTIME", "RESTARTS", "CONNS", "ADDRESSES");
+	sb_printf(b, "%-4s %-8s %-10s %-7s %-8s %-8s %-6s %s\n", "ID", "PID",
+		"STATE", "UPTIME", "RESTARTS", "CONNS", "ACTIVE", "ADDRESSES");
 	for (size_t i = 0; i < n; i++) {
 		const struct cz_admin_worker *w = &rows[i];
 		char up[32];
 
 		format_uptime(w->uptime, up, sizeof(up));
-		sb_printf(b, "%-4u %-8d %-10s %-7s %-8u %-8llu %.*s\n", w->id,
-			w->pid, str_or(w->state, "?"), up, w->restarts,
-			(unsigned long long)w->conns, (int)sizeof(w->addrs),
+		sb_printf(b, "%-4u %-8d %-10s %-7s %-8u %-8llu %-6u %.*s\n",
+			w->id, w->pid, str_or(w->state, "?"), up, w->restarts,
+			(unsigned long long)w->conns, w->active,
+			(int)sizeof(w->addrs),
 			w->addrs[0] != '\0' ? w->addrs : "-");
 	}
 }
@@ -153,12 +154,13 @@ static json_t *json_seconds(double s)
 
 static json_t *json_worker(const struct cz_admin_worker *w)
 {
-	return json_pack("{s:I, s:i, s:o, s:o, s:I, s:I, s:o}",
+	return json_pack("{s:I, s:i, s:o, s:o, s:I, s:I, s:I, s:o}",
 		"id", (json_int_t)w->id, "pid", w->pid,
 		"state", cz_json_string_lossy(w->state),
 		"uptime", json_seconds(w->uptime),
 		"restarts", (json_int_t)w->restarts,
 		"conns", (json_int_t)w->conns,
+		"active", (json_int_t)w->active,
 		"addresses", json_addrs(w->addrs, sizeof(w->addrs)));
 }
 

@@ -77,6 +77,13 @@ static void workers(struct cz_sup *s, struct cz_expo *e)
 		cz_expo_u64(e, "clusterize_worker_connections_total", &l,
 			cz_control_worker_conns(s->control, w->id));
 	}
+	cz_expo_family(e, "clusterize_worker_connections_open", "gauge",
+		"Connections the worker holds open now (its shim's count).");
+	for (const struct cz_worker *w = s->workers; w != NULL; w = w->next) {
+		worker_labels(&l, w);
+		cz_expo_u64(e, "clusterize_worker_connections_open", &l,
+			cz_control_worker_active(s->control, w->id));
+	}
 	cz_expo_family(e, "clusterize_worker_restarts", "gauge",
 		"Replacements of the worker's slot before this worker.");
 	for (const struct cz_worker *w = s->workers; w != NULL; w = w->next) {

@@ -389,6 +389,7 @@ static size_t op_status(void *data, struct cz_admin_worker *rows, size_t max)
 		r->uptime = (double)(now - w->started) / 1000.0;
 		r->restarts = w->restarts;
 		r->conns = cz_control_worker_conns(s->control, w->id);
+		r->active = cz_control_worker_active(s->control, w->id);
 		cz_control_worker_addrs(s->control, w->id, r->addrs,
 			sizeof(r->addrs));
 	}

@@ -59,6 +59,7 @@ struct row {
 	int pid;
 	char state[32];
 	unsigned long long conns;
+	unsigned active;
 	char addrs[256];
 };
 
@@ -75,9 +76,10 @@ static int parse_table(const char *text, struct row *rows, int max)
 		char up[32];
 		unsigned restarts;
 
-		cr_assert(sscanf(line, "%u %d %31s %31s %u %llu %255[^\n]", &rows[n].id,
+		cr_assert(sscanf(line, "%u %d %31s %31s %u %llu %u %255[^\n]", &rows[n].id,
 			&rows[n].pid, rows[n].state, up, &restarts, &rows[n].conns,
-			rows[n].addrs) == 7, "a table row: '%.*s'", (int)strcspn(line, "\n"), line);
+			&rows[n].active, rows[n].addrs) == 8, "a table row: '%.*s'",
+			(int)strcspn(line, "\n"), line);
 		n++;
 		if (strchr(line, '\n') == NULL) {
 			break;

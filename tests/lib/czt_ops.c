@@ -176,8 +176,8 @@ int czt_ops_status(const char *ctl, struct czt_status_row *rows, int max)
 	for (line++; *line != '\0' && n < max; n++) {
 		struct czt_status_row *w = &rows[n];
 
-		cr_assert(sscanf(line, "%u %d %31s %31s %u %llu %255[^\n]", &w->id, &w->pid,
-			w->state, w->uptime, &w->restarts, &w->conns, w->addrs) == 7,
+		cr_assert(sscanf(line, "%u %d %31s %31s %u %llu %u %255[^\n]", &w->id, &w->pid,
+			w->state, w->uptime, &w->restarts, &w->conns, &w->active, w->addrs) == 8,
 			"a status row: '%.*s'", (int)strcspn(line, "\n"), line);
 		line += strcspn(line, "\n");
 		line += *line == '\n';

@@ -55,6 +55,7 @@ struct czt_status_row {
 	char uptime[32];
 	unsigned restarts;
 	unsigned long long conns;
+	unsigned active;	/* connections open now */
 	char addrs[256];	/* "-" for none */
 };
 /* `clusterize status --control ctl`, which must exit 0: its rows, in order. */

@@ -44,8 +44,8 @@ static void fake_summary(void *data, struct cz_admin_summary *out)
 static size_t fake_status(void *data, struct cz_admin_worker *rows, size_t max)
 {
 	static const struct cz_admin_worker w[2] = {
-		{ 1, 4242, "listening", 0, 2, 10, "127.0.0.1:8000, [::1]:8000" },
-		{ 2, 4243, "starting", 0, 0, 0, "" },
+		{ 1, 4242, "listening", 0, 2, 10, 3, "127.0.0.1:8000, [::1]:8000" },
+		{ 2, 4243, "starting", 0, 0, 0, 0, "" },
 	};
 	struct fake *f = data;
 
@@ -280,12 +280,13 @@ Test(admin, status_text_has_header_and_rows)
 	cr_expect_str_eq(r.err, "");
 	cr_expect(strstr(r.out, "clusterize 999: python3, rr, running, "
 		"2 workers wanted\n") == r.out, "%s", r.out);
+	cr_expect_not_null(strstr(r.out, " CONNS    ACTIVE ADDRESSES\n"), "%s", r.out);
 	cr_expect_not_null(strstr(r.out, "ID"), "%s", r.out);
 	cr_expect_not_null(strstr(r.out, "ADDRESSES"), "%s", r.out);
 	cr_expect_not_null(strstr(r.out, "\n1    4242     listening  1m15s   2 "),
 		"%s", r.out);
-	cr_expect_not_null(strstr(r.out, "127.0.0.1:8000, [::1]:8000\n"), "%s",
-		r.out);
+	cr_expect_not_null(strstr(r.out, " 10       3      127.0.0.1:8000, [::1]:8000\n"),
+		"%s", r.out);
 	cr_expect_not_null(strstr(r.out, "\n2    4243     starting   1h01m"),
 		"%s", r.out);
 }
@@ -326,6 +327,8 @@ Test(admin, status_json_parses_and_escapes)
 		json_number_value(json_object_get(w, "uptime")) == 75.0, "%s", r.out);
 	cr_expect_eq(json_integer_value(json_object_get(w, "restarts")), 2);
 	cr_expect_eq(json_integer_value(json_object_get(w, "conns")), 10);
+	cr_expect(json_is_integer(json_object_get(w, "active")) &&
+		json_integer_value(json_object_get(w, "active")) == 3, "%s", r.out);
 	json_t *as = json_object_get(w, "addresses");
 
 	cr_assert_eq(json_array_size(as), 2, "%s", r.out);
