@@ -845,6 +845,9 @@ int cz_control_create(uv_loop_t *loop, enum cz_mode mode,
 	if (err == 0) {
 		err = cz_conntab_create(loop, &c->conntab);
 	}
+	if (err == 0) {
+		cz_rr_set_conntab(c->rr, c->conntab);
+	}
 	if (err < 0) {
 		cz_sockets_destroy(c->sockets);
 		cz_rr_destroy(c->rr);
@@ -896,6 +899,20 @@ unsigned cz_control_worker_active(const struct cz_control *c,
 	uint32_t worker_id)
 {
 	return c != NULL ? cz_conntab_open(c->conntab, worker_id) : 0;
+}
+
+int cz_control_set_balance(struct cz_control *c, enum cz_balance policy,
+	cz_balance_slot_fn *slot_of, void *data)
+{
+	cz_rr_set_slots(c->rr, slot_of, data);
+	return cz_rr_set_balance(c->rr, policy);
+}
+
+void cz_control_slots_changed(struct cz_control *c)
+{
+	if (c != NULL) {
+		cz_rr_slots_changed(c->rr);
+	}
 }
 
 unsigned cz_control_listen_count(const struct cz_control *c,

@@ -108,6 +108,16 @@ unsigned cz_control_worker_pending(const struct cz_control *c,
 unsigned cz_control_worker_active(const struct cz_control *c,
 	uint32_t worker_id);
 
+/*
+ * rr: which worker gets each connection (balance.h), and how to find a
+ * worker's slot (sticky).  Returns 0 or -errno (no random key).
+ */
+int cz_control_set_balance(struct cz_control *c, enum cz_balance policy,
+	cz_balance_slot_fn *slot_of, void *data);
+
+/* A worker's slot changed (sticky reads them again). */
+void cz_control_slots_changed(struct cz_control *c);
+
 /* Connections handed out to worker `worker_id` so far (rr). */
 uint64_t cz_control_worker_conns(const struct cz_control *c,
 	uint32_t worker_id);

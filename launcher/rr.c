@@ -7,24 +7,24 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "balance.h"
+#include "conns.h"
 #include "log.h"
 #include "proto.h"
 #include "rr_chan.h"
 #include "stats.h"
 
 struct rr_chan {
+	struct cz_balance_chan b; /* worker_id, stalled, stopping...: balance.h */
 	uv_poll_t poll; /* readable primary end: ACK/NACK */
 	struct cz_rr_listener *l;
 	void *owner;
 	uint32_t id;
-	uint32_t worker_id;
 	int fd;  /* primary end, non-blocking */
 	int wfd; /* the worker's end, kept to read back untaken CONNs */
 	struct cz_rr_inflight fl; /* sent, not ACKed: the primary's copies */
 	uint64_t progress; /* last ACK, or first CONN sent after none */
 	uint64_t conns;    /* sent and not taken back */
-	bool stalled;
-	bool stopping;
 };
 
 struct cz_rr_listener {
@@ -41,7 +41,9 @@ struct cz_rr_listener {
 	bool lent;      /* socket activation's: never shut down */
 	bool stopped;   /* the cluster stops: accepts no more */
 	struct rr_chan **chans;
-	unsigned nchans, chans_cap, next_pick;
+	struct cz_balance_chan **views; /* &chans[i]->b, for the balancer */
+	unsigned nchans, chans_cap;
+	struct cz_balancer bal;
 	struct cz_rr_fifo q; /* accepted, not yet sent */
 	struct cz_stats_listener stats;
 	char name[160];
@@ -65,6 +67,8 @@ struct cz_rr {
 	void *chan_closed_data;
 	cz_rr_broken_fn *broken;
 	void *broken_data;
+	struct cz_balance_env env;
+	const struct cz_conntab *conntab;
 };
 
 static uint64_t now_ms(const struct cz_rr *rr)
@@ -81,24 +85,12 @@ static void close_fd(int fd)
 
 /* --- channels ------------------------------------------------------------- */
 
-static bool has_credit(const struct rr_chan *ch)
+/* The channel the balancer picks for `c` (always one with credit), or NULL. */
+static struct rr_chan *pick(struct cz_rr_listener *l, const struct cz_rr_conn *c)
 {
-	return !ch->stalled && !ch->stopping && ch->fl.n < CZ_RR_CREDIT;
-}
+	int i = cz_balance_pick(&l->bal, l->views, l->nchans, &c->peer, c->plen);
 
-/* The next channel with credit, round robin. */
-static struct rr_chan *pick(struct cz_rr_listener *l)
-{
-	unsigned i, idx;
-
-	for (i = 0; i < l->nchans; i++) {
-		idx = (l->next_pick + i) % l->nchans;
-		if (has_credit(l->chans[idx])) {
-			l->next_pick = (idx + 1) % l->nchans;
-			return l->chans[idx];
-		}
-	}
-	return NULL;
+	return i >= 0 ? l->chans[i] : NULL;
 }
 
 /* Sends CONN + fd.  The primary keeps its copy until the ACK. */
@@ -122,16 +114,16 @@ static int send_any(struct cz_rr_listener *l, const struct cz_rr_conn *c)
 	struct rr_chan *ch;
 	int err;
 
-	while ((ch = pick(l)) != NULL) {
+	while ((ch = pick(l, c)) != NULL) {
 		err = chan_send(ch, c);
 		if (err == 0) {
 			return 0;
 		}
 		/* A full or broken channel gets nothing until a tick clears it. */
-		cz_log_peer(ch->worker_id, CZ_LOG_DEBUG,
+		cz_log_peer(ch->b.worker_id, CZ_LOG_DEBUG,
 			"channel %u of worker %u: send: %s",
-			ch->id, ch->worker_id, strerror(-err));
-		ch->stalled = true;
+			ch->id, ch->b.worker_id, strerror(-err));
+		ch->b.stalled = true;
 		ch->progress = now_ms(l->rr);
 	}
 	return -EAGAIN;
@@ -150,13 +142,36 @@ static void requeue(struct cz_rr_listener *l, const struct cz_rr_conn *c)
 
 static void update_poll(struct cz_rr_listener *l);
 
+/*
+ * sticky: a connection waiting for its busy worker must not hold back
+ * those of other workers.  Each queued connection gets one try, and those
+ * that stay keep their order.
+ */
+static void drain_each(struct cz_rr_listener *l)
+{
+	unsigned n = l->q.len;
+	struct cz_rr_conn c;
+
+	while (n-- > 0) {
+		c = *cz_rr_fifo_front(&l->q);
+		cz_rr_fifo_pop(&l->q);
+		if (send_any(l, &c) < 0) {
+			requeue(l, &c); /* pushes what was just popped: no growth */
+		}
+	}
+}
+
 /* Sends queued connections while channels have credit. */
 static void drain(struct cz_rr_listener *l)
 {
 	struct cz_rr_conn *c;
 
-	while ((c = cz_rr_fifo_front(&l->q)) != NULL && send_any(l, c) == 0) {
-		cz_rr_fifo_pop(&l->q);
+	if (l->rr->env.policy == CZ_BALANCE_STICKY) {
+		drain_each(l);
+	} else {
+		while ((c = cz_rr_fifo_front(&l->q)) != NULL && send_any(l, c) == 0) {
+			cz_rr_fifo_pop(&l->q);
+		}
 	}
 	update_poll(l);
 }
@@ -187,7 +202,7 @@ static void chan_nudge(struct rr_chan *ch)
 	int err = cz_rr_chan_send_nudge(ch->fd);
 
 	if (err < 0) {
-		cz_log_peer(ch->worker_id, CZ_LOG_DEBUG, "channel %u: nudge: %s",
+		cz_log_peer(ch->b.worker_id, CZ_LOG_DEBUG, "channel %u: nudge: %s",
 			ch->id,
 			strerror(-err));
 	}
@@ -196,14 +211,14 @@ static void chan_nudge(struct rr_chan *ch)
 static void chan_ack(struct rr_chan *ch, uint32_t seq, bool upto)
 {
 	if (cz_rr_inflight_ack(&ch->fl, seq, upto) < 0) {
-		cz_log_peer(ch->worker_id, CZ_LOG_DEBUG,
+		cz_log_peer(ch->b.worker_id, CZ_LOG_DEBUG,
 			"channel %u of worker %u: ACK %u of a "
-			"connection never sent: ignored", ch->id, ch->worker_id,
+			"connection never sent: ignored", ch->id, ch->b.worker_id,
 			seq);
 		return;
 	}
 	ch->progress = now_ms(ch->l->rr);
-	ch->stalled = false;
+	ch->b.stalled = false;
 }
 
 static void chan_nack(struct rr_chan *ch, uint32_t seq)
@@ -211,7 +226,7 @@ static void chan_nack(struct rr_chan *ch, uint32_t seq)
 	struct cz_rr_conn c;
 
 	if (cz_rr_inflight_take(&ch->fl, seq, &c) == 0) {
-		cz_log_peer(ch->worker_id, CZ_LOG_TRACE,
+		cz_log_peer(ch->b.worker_id, CZ_LOG_TRACE,
 			"channel %u: NACK %u: re-dispatching",
 			ch->id, seq);
 		requeue(ch->l, &c);
@@ -230,9 +245,9 @@ static void on_chan_msg(void *data, int type, uint32_t seq, size_t len)
 	} else if (type == CZ_MSG_NACK) {
 		chan_nack(ch, seq);
 	} else {
-		cz_log_peer(ch->worker_id, CZ_LOG_WARN,
+		cz_log_peer(ch->b.worker_id, CZ_LOG_WARN,
 			"channel %u of worker %u: bad message "
-			"(%zu bytes): ignored", ch->id, ch->worker_id, len);
+			"(%zu bytes): ignored", ch->id, ch->b.worker_id, len);
 	}
 }
 
@@ -243,9 +258,9 @@ static void on_chan(uv_poll_t *h, int status, int events)
 	(void)events;
 	cz_stats_clock();
 	if (status < 0) {
-		cz_log_peer(ch->worker_id, CZ_LOG_WARN,
+		cz_log_peer(ch->b.worker_id, CZ_LOG_WARN,
 			"channel %u of worker %u: poll: %s",
-			ch->id, ch->worker_id, uv_strerror(status));
+			ch->id, ch->b.worker_id, uv_strerror(status));
 		uv_poll_stop(h);
 		return;
 	}
@@ -348,23 +363,21 @@ static void chan_destroy(struct rr_chan *ch, enum chan_end why)
 	if (why == CHAN_DEAD) {
 		requeue_unacked(ch);
 	}
-	count_add(l->rr, ch->worker_id, ch->conns);
+	count_add(l->rr, ch->b.worker_id, ch->conns);
 	/* What is left was taken by the worker: it owns its own copy. */
 	cz_rr_inflight_close(&ch->fl);
 	for (i = 0; i < l->nchans; i++) {
 		if (l->chans[i] == ch) {
 			l->chans[i] = l->chans[--l->nchans];
+			l->views[i] = &l->chans[i]->b;
 			break;
 		}
-	}
-	if (l->next_pick >= l->nchans) {
-		l->next_pick = 0;
 	}
 	uv_close((uv_handle_t *)&ch->poll, on_chan_closed);
 	close_fd(ch->fd);
 	close_fd(ch->wfd);
 	if (l->rr->chan_closed != NULL) {
-		l->rr->chan_closed(l->rr->chan_closed_data, ch->worker_id,
+		l->rr->chan_closed(l->rr->chan_closed_data, ch->b.worker_id,
 			ch->owner);
 	}
 }
@@ -378,6 +391,11 @@ static int chans_grow(struct cz_rr_listener *l)
 		return 0;
 	}
 	cap = l->chans_cap ? l->chans_cap * 2 : 8;
+	p = realloc(l->views, cap * sizeof(*l->views));
+	if (p == NULL) {
+		return -ENOMEM;
+	}
+	l->views = p;
 	p = realloc(l->chans, cap * sizeof(*l->chans));
 	if (p == NULL) {
 		return -ENOMEM;
@@ -434,14 +452,20 @@ int cz_rr_chan_open_first(struct cz_rr_listener *l, uint32_t worker_id,
 	ch->l = l;
 	ch->fd = sv[0];
 	ch->wfd = sv[1];
-	ch->worker_id = worker_id;
+	ch->b.worker_id = worker_id;
 	ch->owner = owner;
+	ch->b.inflight = &ch->fl.n;
+	ch->b.conns = cz_conntab_find(l->rr->conntab, worker_id);
+	/* Not yet known: read on the first sticky pick. */
+	ch->b.slot = -1;
+	ch->b.slot_gen = l->rr->env.slot_gen - 1;
 	cz_rr_inflight_init(&ch->fl);
 	ch->fl.wait = &l->stats.wait;
 	ch->id = ++l->rr->next_chan_id;
 	if (ch->id == 0) {
 		ch->id = ++l->rr->next_chan_id;
 	}
+	l->views[l->nchans] = &ch->b;
 	l->chans[l->nchans++] = ch;
 	*id = ch->id;
 	drain(l);
@@ -468,7 +492,7 @@ int cz_rr_chan_close(struct cz_rr *rr, uint32_t id, uint32_t worker_id)
 	struct rr_chan *ch = chan_find(rr, id);
 	struct cz_rr_listener *l;
 
-	if (ch == NULL || ch->worker_id != worker_id) {
+	if (ch == NULL || ch->b.worker_id != worker_id) {
 		return -ENOENT;
 	}
 	l = ch->l;
@@ -486,7 +510,7 @@ static void each_worker_chan(struct cz_rr *rr, uint32_t worker_id,
 
 	for (l = rr->listeners; l != NULL; l = l->next) {
 		for (i = l->nchans; i-- > 0;) {
-			if (l->chans[i]->worker_id == worker_id) {
+			if (l->chans[i]->b.worker_id == worker_id) {
 				fn(l->chans[i]);
 			}
 		}
@@ -496,7 +520,7 @@ static void each_worker_chan(struct cz_rr *rr, uint32_t worker_id,
 
 static void chan_stop(struct rr_chan *ch)
 {
-	ch->stopping = true;
+	ch->b.stopping = true;
 	chan_reclaim(ch);
 }
 
@@ -537,10 +561,10 @@ static void chan_check(struct rr_chan *ch, uint64_t now)
 {
 	unsigned n;
 
-	if (ch->stalled) {
+	if (ch->b.stalled) {
 		/* The worker read everything, the nudge included: alive again. */
 		if (cz_rr_chan_outq(ch->fd) == 0) {
-			ch->stalled = false;
+			ch->b.stalled = false;
 			ch->progress = now;
 		}
 		return;
@@ -548,13 +572,13 @@ static void chan_check(struct rr_chan *ch, uint64_t now)
 	if (ch->fl.n == 0 || now - ch->progress <= CZ_RR_STALL_MS) {
 		return;
 	}
-	ch->stalled = true;
+	ch->b.stalled = true;
 	n = chan_reclaim(ch);
 	chan_nudge(ch);
-	cz_log_peer(ch->worker_id, CZ_LOG_DEBUG,
+	cz_log_peer(ch->b.worker_id, CZ_LOG_DEBUG,
 		"channel %u of worker %u: no ACK for %ums: "
 		"%u connection(s) given to other workers", ch->id,
-		ch->worker_id, CZ_RR_STALL_MS, n);
+		ch->b.worker_id, CZ_RR_STALL_MS, n);
 }
 
 void cz_rr_tick(struct cz_rr *rr)
@@ -581,7 +605,7 @@ unsigned cz_rr_worker_pending(const struct cz_rr *rr, uint32_t worker_id)
 	for (l = rr->listeners; l != NULL; l = l->next) {
 		for (i = 0; i < l->nchans; i++) {
 			ch = l->chans[i];
-			if (ch->worker_id == worker_id && cz_rr_chan_outq(ch->fd) > 0) {
+			if (ch->b.worker_id == worker_id && cz_rr_chan_outq(ch->fd) > 0) {
 				n += ch->fl.n;
 			}
 		}
@@ -598,7 +622,7 @@ uint64_t cz_rr_worker_conns(const struct cz_rr *rr, uint32_t worker_id)
 
 	for (l = rr->listeners; l != NULL; l = l->next) {
 		for (i = 0; i < l->nchans; i++) {
-			if (l->chans[i]->worker_id == worker_id) {
+			if (l->chans[i]->b.worker_id == worker_id) {
 				n += l->chans[i]->conns;
 			}
 		}
@@ -720,6 +744,7 @@ int cz_rr_listener_create(struct cz_rr *rr, int fd, bool conn_nonblock,
 	}
 	l->poll.data = l;
 	l->rr = rr;
+	l->bal.env = &rr->env;
 	l->fd = fd;
 	l->nonblock = conn_nonblock;
 	snprintf(l->name, sizeof(l->name), "%s", name);
@@ -736,6 +761,7 @@ static void on_listener_closed(uv_handle_t *h)
 {
 	struct cz_rr_listener *l = h->data;
 
+	free(l->views);
 	free(l->chans);
 	free(l);
 }
@@ -834,8 +860,31 @@ int cz_rr_create(uv_loop_t *loop, struct cz_rr **out)
 	rr->timer.data = rr;
 	/* The tick alone must not keep the loop running. */
 	uv_unref((uv_handle_t *)&rr->timer);
+	rr->env.policy = CZ_BALANCE_RR;
 	*out = rr;
 	return 0;
+}
+
+int cz_rr_set_balance(struct cz_rr *rr, enum cz_balance policy)
+{
+	return cz_balance_env_init(&rr->env, policy);
+}
+
+void cz_rr_set_slots(struct cz_rr *rr, cz_balance_slot_fn *fn, void *data)
+{
+	rr->env.slot_of = fn;
+	rr->env.slot_data = data;
+	rr->env.slot_gen++;
+}
+
+void cz_rr_slots_changed(struct cz_rr *rr)
+{
+	rr->env.slot_gen++;
+}
+
+void cz_rr_set_conntab(struct cz_rr *rr, const struct cz_conntab *t)
+{
+	rr->conntab = t;
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -916,10 +965,10 @@ int cz_rr_chan_info(const struct cz_rr *rr, uint32_t id,
 	if (ch == NULL) {
 		return -ENOENT;
 	}
-	info->worker_id = ch->worker_id;
+	info->worker_id = ch->b.worker_id;
 	info->inflight = ch->fl.n;
-	info->stalled = ch->stalled;
-	info->stopping = ch->stopping;
+	info->stalled = ch->b.stalled;
+	info->stopping = ch->b.stopping;
 	return 0;
 }
 

@@ -5,7 +5,8 @@
  *
  * A channel has credit while it has fewer than CZ_RR_CREDIT connections
  * sent and not acknowledged, and is neither stalled nor stopping.  Each
- * connection goes to the next channel with credit in round-robin order.
+ * connection goes to a channel with credit that the balancer picks
+ * (balance.h: round-robin order by default).
  * The primary keeps its copy of each connection until the worker's
  * (cumulative) ACK, so a connection queued for a worker that stops, stalls
  * or dies is read back from the channel (the primary holds a dup of the
@@ -23,6 +24,8 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "balance.h"
+#include "conns.h"
 #include "stats.h"
 
 #ifndef CZ_RR_CREDIT
@@ -47,6 +50,22 @@ int cz_rr_create(uv_loop_t *loop, struct cz_rr **out);
 typedef void cz_rr_chan_closed_fn(void *data, uint32_t worker_id, void *owner);
 void cz_rr_set_chan_closed(struct cz_rr *rr, cz_rr_chan_closed_fn *fn,
 	void *data);
+
+/*
+ * Which channel gets each connection (balance.h; default rr).  Draws the
+ * sticky key: returns 0 or -errno.
+ */
+int cz_rr_set_balance(struct cz_rr *rr, enum cz_balance policy);
+
+/* sticky: how to find a worker's slot; call slots_changed whenever one moves. */
+void cz_rr_set_slots(struct cz_rr *rr, cz_balance_slot_fn *fn, void *data);
+void cz_rr_slots_changed(struct cz_rr *rr);
+
+/*
+ * least-conn: the workers' open-connection counters (kept, it must outlive
+ * every channel; a channel reads its worker's when it opens).
+ */
+void cz_rr_set_conntab(struct cz_rr *rr, const struct cz_conntab *t);
 
 /* Closes every listener and channel; memory is freed by the loop. */
 void cz_rr_destroy(struct cz_rr *rr);

@@ -6,7 +6,10 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -561,4 +564,107 @@ Test(rr, a_listener_shut_down_is_made_again_by_its_owner)
 	cr_assert_eq(inflight(0), 1, "and its connections are dispatched");
 	cr_assert_eq(broken_calls, 1);
 	close(c);
+}
+
+/* --- the balancer, through the dispatcher ------------------------------- */
+
+static int slot_of(void *data, uint32_t worker_id)
+{
+	(void)data;
+	return worker_id >= 10 && worker_id < 10 + NCH ? (int)worker_id - 10 : -1;
+}
+
+/* A connection stand-in from `ip` (v4); returns the client end. */
+static int give_conn_from(const char *ip)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(4000) };
+	int sv[2];
+
+	cr_assert_eq(inet_pton(AF_INET, ip, &in.sin_addr), 1);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cz_rr_dispatch(lst, sv[0], (struct sockaddr *)&in, sizeof(in));
+	return sv[1];
+}
+
+/* The channel index whose worker end has a CONN waiting, or -1. */
+static int queued_at(void)
+{
+	int n;
+
+	for (unsigned i = 0; i < NCH; i++) {
+		if (ioctl(wfd[i], FIONREAD, &n) == 0 && n > 0) {
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+Test(rr, least_conn_sends_to_the_fewest_open)
+{
+	struct cz_conntab *t;
+
+	cr_assert_eq(cz_conntab_create(&loop, &t), 0);
+	for (unsigned i = 0; i < NCH; i++) {
+		struct cz_conns_page *p = cz_conns_page(cz_conntab_get(t, 10 + i, true));
+
+		p->e[0].pid = getpid();
+		p->e[0].open = i == 2 ? 1 : 7;
+		p->used = 1;
+	}
+	cz_rr_set_conntab(rr, t);
+	cr_assert_eq(cz_rr_set_balance(rr, CZ_BALANCE_LEAST_CONN), 0);
+	open_chans(NCH);
+	close(give_conn());
+	cr_assert_eq(inflight(2), 1, "worker 12 has 1 open, the others 7");
+	close(give_conn());
+	close(give_conn());
+	cr_assert_eq(inflight(2), 3, "1 open + in flight stays the fewest");
+	cr_assert_eq(inflight(0) + inflight(1), 0);
+	cz_rr_destroy(rr);
+	rr = NULL;
+	uv_run(&loop, UV_RUN_DEFAULT);
+	cz_conntab_destroy(t);
+	cr_assert_eq(cz_rr_create(&loop, &rr), 0, "a fresh one for the teardown");
+}
+
+Test(rr, sticky_waiting_client_holds_back_no_other)
+{
+	int map[40], a, b = -1, w;
+	uint32_t last = 0;
+	char ip[32];
+
+	cz_rr_set_slots(rr, slot_of, NULL);
+	cr_assert_eq(cz_rr_set_balance(rr, CZ_BALANCE_STICKY), 0);
+	open_chans(NCH);
+	/* Where each client goes while every worker is free. */
+	for (a = 1; a < 40; a++) {
+		snprintf(ip, sizeof(ip), "192.0.2.%d", a);
+		close(give_conn_from(ip));
+		map[a] = w = queued_at();
+		cr_assert_geq(w, 0, "%s was sent at once", ip);
+		reply(wfd[w], CZ_MSG_ACK, take_conn(wfd[w]));
+		if (b < 0 && map[a] != map[1]) {
+			b = a;
+		}
+	}
+	cr_assert_gt(b, 0, "the 39 clients are not all on one worker");
+	w = map[1];
+	/* Client 1 again and again: its worker, until that one is busy. */
+	for (unsigned i = 0; i < CZ_RR_CREDIT + 2; i++) {
+		close(give_conn_from("192.0.2.1"));
+	}
+	cr_assert_eq(inflight((unsigned)w), CZ_RR_CREDIT, "none went elsewhere");
+	for (unsigned i = 0; i < CZ_RR_CREDIT; i++) {
+		last = take_conn(wfd[w]);
+	}
+	cr_assert_eq(cz_rr_pending(lst), 2, "busy worker: its client waits for it");
+	/* A client of another worker is not held back behind them. */
+	snprintf(ip, sizeof(ip), "192.0.2.%d", b);
+	close(give_conn_from(ip));
+	cr_expect_eq(queued_at(), map[b], "%s went to its worker", ip);
+	cr_expect_eq(cz_rr_pending(lst), 2, "only the busy worker's clients wait");
+	/* The busy worker takes what it had: the two waiting follow. */
+	reply(wfd[w], CZ_MSG_ACK_UPTO, last);
+	cr_expect_eq(cz_rr_pending(lst), 0);
+	cr_expect_eq(inflight((unsigned)w), 2);
 }
