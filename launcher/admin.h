@@ -47,6 +47,7 @@ struct cz_admin_worker {
 struct cz_admin_summary {
 	int pid;             /* the launcher's */
 	const char *sched;   /* "rr" or "none" */
+	const char *balance; /* rr: "rr", "least-conn", "sticky"; none: NULL */
 	const char *state;   /* "running", "reloading", "stopping" */
 	unsigned wanted;     /* the worker count asked for */
 	const char *command; /* argv[0] of the workers' command */

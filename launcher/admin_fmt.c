@@ -102,8 +102,10 @@ static void status_text(struct cz_admin_buf *b,
 	/* Addresses come escaped (cz_addr_format); the command may hold
 	 * any byte too. */
 	cz_escape_str(cmd, sizeof(cmd), str_or(s->command, "?"));
-	sb_printf(b, "clusterize %d: %s, %s, %s, %u workers wanted\n", s->pid,
-		cmd, str_or(s->sched, "?"), str_or(s->state, "?"), s->wanted);
+	sb_printf(b, "clusterize %d: %s, %s%s%s, %s, %u workers wanted\n",
+		s->pid, cmd, str_or(s->sched, "?"),
+		s->balance != NULL ? ", balance " : "", str_or(s->balance, ""),
+		str_or(s->state, "?"), s->wanted);
 	sb_printf(b, "%-4s %-8s %-10s %-7s %-8s %-8s %-6s %s\n", "ID", "PID",
 		"STATE", "UPTIME", "RESTARTS", "CONNS", "ACTIVE", "ADDRESSES");
 	for (size_t i = 0; i < n; i++) {
@@ -176,9 +178,11 @@ static json_t *status_doc(const struct cz_admin_summary *s,
 			workers = NULL;
 		}
 	}
-	return json_pack("{s:i, s:o, s:o, s:o, s:I, s:o}", "pid", s->pid,
+	return json_pack("{s:i, s:o, s:o, s:o, s:o, s:I, s:o}", "pid", s->pid,
 		"command", cz_json_string_lossy(s->command),
 		"sched", cz_json_string_lossy(s->sched),
+		"balance", s->balance != NULL ?
+			cz_json_string_lossy(s->balance) : json_null(),
 		"state", cz_json_string_lossy(s->state),
 		"wanted", (json_int_t)s->wanted, "workers", workers);
 }

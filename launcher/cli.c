@@ -28,6 +28,7 @@ enum opt_id {
 	OPT_MAX_SURGE, OPT_READY_TIMEOUT, OPT_STOP_SIGNAL, OPT_RESTART,
 	OPT_CONTROL, OPT_PREFIX_OUTPUT, OPT_SUBREAPER, OPT_USER, OPT_GROUP,
 	OPT_ALLOW_BIND, OPT_JSON, OPT_METRICS, OPT_LOG_FORMAT, OPT_NODE_IPC,
+	OPT_BALANCE,
 };
 
 struct opt_def {
@@ -62,6 +63,7 @@ static const struct opt_def opt_defs[] = {
 	{ 0, "metrics", true, OPT_METRICS },
 	{ 0, "log-format", true, OPT_LOG_FORMAT },
 	{ 0, "node-ipc", true, OPT_NODE_IPC },
+	{ 0, "balance", true, OPT_BALANCE },
 };
 #define N_OPTS (sizeof(opt_defs) / sizeof(opt_defs[0]))
 
@@ -84,6 +86,9 @@ static const char usage_text[] =
 	"  -s, --sched rr|none      rr: the launcher hands out connections in turn;\n"
 	"                           none: workers accept on the shared socket\n"
 	"                           (default: $NODE_CLUSTER_SCHED_POLICY, else rr)\n"
+	"      --balance rr|least-conn|sticky  with rr: which worker gets a\n"
+	"                           connection: in turn (default), the one with\n"
+	"                           the fewest open, or by client address\n"
 	"  -g, --grace SECONDS      wait before SIGKILL on stop (default 10)\n"
 	"      --min-uptime SECONDS a worker exiting sooner has crashed (default 1)\n"
 	"      --max-restarts N     quick crashes in a row before giving up (default 5)\n"
@@ -132,7 +137,7 @@ static const char usage_text[] =
 	"Environment: NODE_CLUSTER_SCHED_POLICY, CLUSTERIZE_LOG (error|warn|info|\n"
 	"debug|trace), CLUSTERIZE_SHIM (path of libclusterize.so),\n"
 	"CLUSTERIZE_METRICS (as --metrics), CLUSTERIZE_LOG_FORMAT (as --log-format),\n"
-	"CLUSTERIZE_NODE_IPC (as --node-ipc).\n";
+	"CLUSTERIZE_NODE_IPC (as --node-ipc), CLUSTERIZE_BALANCE (as --balance).\n";
 
 const char *cz_cli_usage(void)
 {
@@ -340,6 +345,18 @@ static int set_log_format(struct parse *p, const char *name, const char *val)
 	return 0;
 }
 
+static int set_balance(struct parse *p, const char *name, const char *val)
+{
+	int b = cz_balance_parse(val);
+
+	if (b < 0) {
+		return fail(p, "invalid balance '%s' for %s: expected rr, "
+			"least-conn or sticky", val, name);
+	}
+	p->o->balance = (enum cz_balance)b;
+	return 0;
+}
+
 static int apply_more(struct parse *p, const struct opt_def *d,
 	const char *name, const char *val)
 {
@@ -393,6 +410,9 @@ static int apply_more(struct parse *p, const struct opt_def *d,
 		}
 		o->node_ipc_set = true;
 		return 0;
+	case OPT_BALANCE:
+		o->balance_set = true;
+		return set_balance(p, name, val);
 	case OPT_ALLOW_BIND:
 		if (check_allow_bind(val) != 0) {
 			return fail(p, "invalid address '%s' for %s: expected "
@@ -564,6 +584,7 @@ static void set_defaults(struct cz_opts *o)
 	o->log_level = CZ_LOG_INFO;
 	o->max_surge = 1;
 	o->ready_timeout = 30;
+	o->balance = CZ_BALANCE_RR;
 	o->stop_signal = SIGTERM;
 	o->restart = CZ_RESTART_ALWAYS;
 	o->node_ipc = true;
@@ -748,6 +769,16 @@ int cz_cli_apply_env(struct cz_opts *o, cz_cli_getenv_fn *get, char *err,
 	if (!o->log_format_set && v != NULL && *v != '\0' &&
 		set_log_format(&p, "CLUSTERIZE_LOG_FORMAT", v) != 0) {
 		return -1;
+	}
+	v = get("CLUSTERIZE_BALANCE");
+	if (!o->balance_set && v != NULL && *v != '\0' &&
+		set_balance(&p, "CLUSTERIZE_BALANCE", v) != 0) {
+		return -1;
+	}
+	/* In none the kernel gives out the connections: nothing to balance. */
+	if (o->balance != CZ_BALANCE_RR && o->sched != CZ_MODE_RR) {
+		return fail(&p, "balance '%s' needs the rr scheduling policy, "
+			"not none", cz_balance_name(o->balance));
 	}
 	return cz_cli_node_ipc_env(o, get("CLUSTERIZE_NODE_IPC"), err, errlen);
 }

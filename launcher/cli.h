@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "balance.h"
 #include "log.h"
 #include "proto.h"
 
@@ -47,6 +48,8 @@ struct cz_opts {
 	enum cz_log_level log_level;
 	unsigned max_surge;      /* new workers started at once in a roll; >= 1 */
 	double ready_timeout;    /* seconds a new worker has to listen */
+	enum cz_balance balance; /* --balance: rr only */
+	bool balance_set;        /* ... given as an option */
 	int stop_signal;         /* sent to stop a worker (default SIGTERM) */
 	enum cz_restart restart;
 	const char *control;     /* --control PATH; NULL: the default path */
@@ -85,7 +88,8 @@ typedef char *cz_cli_getenv_fn(const char *name);
 /*
  * After cz_cli_parse() of a run: the environment variables that only
  * apply where no option set the same (CLUSTERIZE_METRICS,
- * CLUSTERIZE_LOG_FORMAT).  Returns 0, or
+ * CLUSTERIZE_LOG_FORMAT, CLUSTERIZE_BALANCE), and the checks that need
+ * them (a balance other than rr needs the rr policy).  Returns 0, or
  * -1 with a one-line message in err.
  */
 int cz_cli_apply_env(struct cz_opts *o, cz_cli_getenv_fn *get, char *err,

@@ -358,6 +358,8 @@ static void op_summary(void *data, struct cz_admin_summary *out)
 
 	out->pid = (int)getpid();
 	out->sched = s->opts->sched == CZ_MODE_RR ? "rr" : "none";
+	out->balance = s->opts->sched == CZ_MODE_RR ?
+		cz_balance_name(s->opts->balance) : NULL;
 	out->state = s->state != CZ_SUP_RUNNING ? "stopping" :
 		s->roll.active ? "reloading" : "running";
 	out->wanted = s->n_slots;

@@ -264,6 +264,7 @@ static void slot_remove(struct cz_sup *s, unsigned i)
 			s->slots[j].cand->slot = (int)j;
 		}
 	}
+	cz_control_slots_changed(s->control);
 }
 
 static const char *restart_name(enum cz_restart r)
@@ -689,6 +690,19 @@ static int start_node_ipc(struct cz_sup *s)
 	return rc;
 }
 
+/* sticky: the slot of a worker (a roll's replacement has its slot too). */
+static int slot_of(void *data, uint32_t worker_id)
+{
+	const struct cz_sup *s = data;
+
+	for (const struct cz_worker *w = s->workers; w != NULL; w = w->next) {
+		if (w->id == worker_id) {
+			return w->slot;
+		}
+	}
+	return -1;
+}
+
 static int start_control(struct cz_sup *s)
 {
 	static const struct cz_control_events ev_template = {
@@ -703,6 +717,12 @@ static int start_control(struct cz_sup *s)
 	rc = cz_control_create(s->loop, s->opts->sched, &ev, &s->control);
 	if (rc < 0) {
 		cz_log(CZ_LOG_ERROR, "control socket: %s", strerror(-rc));
+		return rc;
+	}
+	rc = cz_control_set_balance(s->control, s->opts->balance, slot_of, s);
+	if (rc < 0) {
+		cz_log(CZ_LOG_ERROR, "--balance %s: %s",
+			cz_balance_name(s->opts->balance), strerror(-rc));
 		return rc;
 	}
 	if (ids != NULL && ids->set) {
@@ -750,6 +770,23 @@ static int sup_init(struct cz_sup *s)
 	return rc < 0 ? rc : cz_roll_start_admin(s);
 }
 
+/* "starting 4 workers: node (rr, balance least-conn)" */
+static void log_start(const struct cz_sup *s)
+{
+	const struct cz_opts *o = s->opts;
+
+	if (o->sched != CZ_MODE_RR) {
+		cz_log_event(CZ_LOG_INFO, "start", "workers - command sched",
+			"starting %u worker%s: %s (%s)", o->workers,
+			o->workers == 1 ? "" : "s", cmd_name(s), "none");
+		return;
+	}
+	cz_log_event(CZ_LOG_INFO, "start", "workers - command sched balance",
+		"starting %u worker%s: %s (%s, balance %s)", o->workers,
+		o->workers == 1 ? "" : "s", cmd_name(s), "rr",
+		cz_balance_name(o->balance));
+}
+
 int cz_workers_run(uv_loop_t *loop, const struct cz_workers_config *cfg)
 {
 	static const struct cz_spawn_ids no_ids;
@@ -771,6 +808,8 @@ int cz_workers_run(uv_loop_t *loop, const struct cz_workers_config *cfg)
 	if (sup_init(s) < 0) {
 		s->exit_status = 1;
 		finish(s);
+	} else {
+		log_start(s);
 	}
 	cz_roll_scale(s, s->opts->workers, "start");
 	uv_run(loop, UV_RUN_DEFAULT);

@@ -101,7 +101,7 @@ Test(admin, status_table_names_every_worker_and_address)
 
 	cr_assert_eq(nf, 3, "3 forked lines, got %d", nf);
 	status_ok(&r, false);
-	snprintf(header, sizeof(header), "clusterize %d: %s, rr, running, 3 workers wanted\n",
+	snprintf(header, sizeof(header), "clusterize %d: %s, rr, balance rr, running, 3 workers wanted\n",
 		(int)c.proc->pid, czt_server());
 	cr_expect(strncmp(r.out, header, strlen(header)) == 0, "header '%s' in:\n%s", header,
 		r.out);

@@ -36,6 +36,7 @@ static void fake_summary(void *data, struct cz_admin_summary *out)
 
 	out->pid = 999;
 	out->sched = "rr";
+	out->balance = "least-conn";
 	out->state = "running";
 	out->wanted = 2;
 	out->command = f->command;
@@ -278,8 +279,8 @@ Test(admin, status_text_has_header_and_rows)
 	srv_stop(&s);
 	cr_assert_eq(r.rc, 0, "%s", r.err);
 	cr_expect_str_eq(r.err, "");
-	cr_expect(strstr(r.out, "clusterize 999: python3, rr, running, "
-		"2 workers wanted\n") == r.out, "%s", r.out);
+	cr_expect(strstr(r.out, "clusterize 999: python3, rr, balance least-conn, "
+		"running, 2 workers wanted\n") == r.out, "%s", r.out);
 	cr_expect_not_null(strstr(r.out, " CONNS    ACTIVE ADDRESSES\n"), "%s", r.out);
 	cr_expect_not_null(strstr(r.out, "ID"), "%s", r.out);
 	cr_expect_not_null(strstr(r.out, "ADDRESSES"), "%s", r.out);
@@ -313,6 +314,7 @@ Test(admin, status_json_parses_and_escapes)
 		"my \"server\"\\\n\xef\xbf\xbd", "%s", r.out);
 	cr_expect_eq(json_integer_value(json_object_get(doc, "pid")), 999);
 	cr_expect_str_eq(json_string_value(json_object_get(doc, "sched")), "rr");
+	cr_expect_str_eq(json_string_value(json_object_get(doc, "balance")), "least-conn");
 	cr_expect_str_eq(json_string_value(json_object_get(doc, "state")), "running");
 	cr_expect_eq(json_integer_value(json_object_get(doc, "wanted")), 2);
 	json_t *ws = json_object_get(doc, "workers");

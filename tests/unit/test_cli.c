@@ -519,3 +519,61 @@ Test(cli, node_ipc_flag_and_env)
 	cr_expect_eq(cz_cli_node_ipc_env(&r.o, "yes", err, sizeof(err)), -1);
 	cr_expect(strstr(err, "CLUSTERIZE_NODE_IPC") != NULL, "%s", err);
 }
+
+/* --- --balance, CLUSTERIZE_BALANCE, --drain-timeout ---------------------- */
+
+static const char *balance_env;
+
+static char *balance_getenv(const char *name)
+{
+	return strcmp(name, "CLUSTERIZE_BALANCE") == 0 ? (char *)balance_env : NULL;
+}
+
+/* Parses, then applies the environment with CLUSTERIZE_BALANCE = env. */
+#define PARSE_ENV(r, sched, env, ...) do { \
+		PARSE(r, sched, NULL, __VA_ARGS__); \
+		balance_env = (env); \
+		if ((r)->rc == 0) { \
+			(r)->rc = cz_cli_apply_env(&(r)->o, balance_getenv, (r)->err, \
+				sizeof((r)->err)); \
+		} \
+	} while (0)
+
+Test(cli, balance_option_and_environment)
+{
+	struct run r;
+
+	PARSE_ENV(&r, NULL, NULL, "server");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_expect_eq(r.o.balance, CZ_BALANCE_RR);
+	PARSE_ENV(&r, NULL, NULL, "--balance", "least-conn", "server");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_expect_eq(r.o.balance, CZ_BALANCE_LEAST_CONN);
+	PARSE_ENV(&r, NULL, "sticky", "server");
+	cr_assert_eq(r.rc, 0, "%s", r.err);
+	cr_expect_eq(r.o.balance, CZ_BALANCE_STICKY, "from CLUSTERIZE_BALANCE");
+	PARSE_ENV(&r, NULL, "bogus", "--balance=rr", "server");
+	cr_assert_eq(r.rc, 0, "the option wins over a bad variable: %s", r.err);
+	cr_expect_eq(r.o.balance, CZ_BALANCE_RR);
+}
+
+Test(cli, balance_errors_name_the_problem)
+{
+	struct run r;
+
+	PARSE_ENV(&r, NULL, NULL, "--balance", "random", "server");
+	cr_expect_eq(r.rc, -1);
+	cr_expect(strstr(r.err, "'random'") && strstr(r.err, "--balance") &&
+		strstr(r.err, "least-conn"), "%s", r.err);
+	PARSE_ENV(&r, NULL, "leastconn", "server");
+	cr_expect_eq(r.rc, -1);
+	cr_expect(strstr(r.err, "CLUSTERIZE_BALANCE") && strstr(r.err, "leastconn"),
+		"%s", r.err);
+	PARSE_ENV(&r, NULL, NULL, "--sched", "none", "--balance", "sticky", "server");
+	cr_expect_eq(r.rc, -1, "nothing to balance in none");
+	cr_expect(strstr(r.err, "sticky") && strstr(r.err, "none"), "%s", r.err);
+	PARSE_ENV(&r, "none", "least-conn", "server");
+	cr_expect_eq(r.rc, -1, "none from NODE_CLUSTER_SCHED_POLICY, least-conn from the env");
+	PARSE_ENV(&r, "none", NULL, "--balance", "rr", "server");
+	cr_expect_eq(r.rc, 0, "rr asks for nothing none does not do: %s", r.err);
+}
