@@ -28,7 +28,7 @@ enum opt_id {
 	OPT_MAX_SURGE, OPT_READY_TIMEOUT, OPT_STOP_SIGNAL, OPT_RESTART,
 	OPT_CONTROL, OPT_PREFIX_OUTPUT, OPT_SUBREAPER, OPT_USER, OPT_GROUP,
 	OPT_ALLOW_BIND, OPT_JSON, OPT_METRICS, OPT_LOG_FORMAT, OPT_NODE_IPC,
-	OPT_BALANCE,
+	OPT_BALANCE, OPT_DRAIN_TIMEOUT,
 };
 
 struct opt_def {
@@ -64,6 +64,7 @@ static const struct opt_def opt_defs[] = {
 	{ 0, "log-format", true, OPT_LOG_FORMAT },
 	{ 0, "node-ipc", true, OPT_NODE_IPC },
 	{ 0, "balance", true, OPT_BALANCE },
+	{ 0, "drain-timeout", true, OPT_DRAIN_TIMEOUT },
 };
 #define N_OPTS (sizeof(opt_defs) / sizeof(opt_defs[0]))
 
@@ -89,6 +90,8 @@ static const char usage_text[] =
 	"      --balance rr|least-conn|sticky  with rr: which worker gets a\n"
 	"                           connection: in turn (default), the one with\n"
 	"                           the fewest open, or by client address\n"
+	"      --drain-timeout SECONDS  a stopping worker's open connections get\n"
+	"                           this long before its stop signal (default 30)\n"
 	"  -g, --grace SECONDS      wait before SIGKILL on stop (default 10)\n"
 	"      --min-uptime SECONDS a worker exiting sooner has crashed (default 1)\n"
 	"      --max-restarts N     quick crashes in a row before giving up (default 5)\n"
@@ -413,6 +416,8 @@ static int apply_more(struct parse *p, const struct opt_def *d,
 	case OPT_BALANCE:
 		o->balance_set = true;
 		return set_balance(p, name, val);
+	case OPT_DRAIN_TIMEOUT:
+		return apply_seconds(p, name, val, &o->drain_timeout);
 	case OPT_ALLOW_BIND:
 		if (check_allow_bind(val) != 0) {
 			return fail(p, "invalid address '%s' for %s: expected "
@@ -584,6 +589,7 @@ static void set_defaults(struct cz_opts *o)
 	o->log_level = CZ_LOG_INFO;
 	o->max_surge = 1;
 	o->ready_timeout = 30;
+	o->drain_timeout = 30;
 	o->balance = CZ_BALANCE_RR;
 	o->stop_signal = SIGTERM;
 	o->restart = CZ_RESTART_ALWAYS;

@@ -48,6 +48,7 @@ struct cz_opts {
 	enum cz_log_level log_level;
 	unsigned max_surge;      /* new workers started at once in a roll; >= 1 */
 	double ready_timeout;    /* seconds a new worker has to listen */
+	double drain_timeout;    /* seconds a draining worker's connections get */
 	enum cz_balance balance; /* --balance: rr only */
 	bool balance_set;        /* ... given as an option */
 	int stop_signal;         /* sent to stop a worker (default SIGTERM) */

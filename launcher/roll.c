@@ -57,7 +57,7 @@ static void drop_candidates(struct cz_sup *s, bool stop)
 		c->candidate = false;
 		c->slot = -1;
 		if (stop) {
-			cz_workers_stop(s, c, false);
+			cz_workers_drain(s, c, "reload");
 		}
 	}
 }
@@ -145,7 +145,7 @@ static void promote(struct cz_sup *s, unsigned slot)
 		"reload: worker %u (pid %d) ready, stopping worker "
 		"%u (pid %d)", c->id, (int)c->pid, old->id, (int)old->pid);
 	old->slot = -1;
-	cz_workers_stop(s, old, false);
+	cz_workers_drain(s, old, "reload");
 }
 
 /* Whether ", "-separated `list` holds `item`. */
@@ -290,7 +290,7 @@ static void remove_last_slot(struct cz_sup *s)
 		if (ws[i] != NULL) {
 			ws[i]->slot = -1;
 			ws[i]->candidate = false;
-			cz_workers_stop(s, ws[i], false);
+			cz_workers_drain(s, ws[i], "scale");
 		}
 	}
 }

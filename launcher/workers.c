@@ -18,6 +18,7 @@
 #include "admin.h"
 #include "control.h"
 #include "json.h"
+#include "drain.h"
 #include "log.h"
 #include "metrics_sup.h"
 #include "node_ipc.h"
@@ -84,30 +85,12 @@ static int exit_code(int status)
 
 /* --- stopping --------------------------------------------------------- */
 
-/*
- * Draining, in one place.  A draining worker gets no new connections
- * (cz_workers_stop); once it has taken every connection queued for it (in
- * none mode there is no queue of its own: the shared backlog goes to the
- * others), or after --grace, a worker that speaks Node's cluster protocol
- * is told to disconnect: Node closes its servers and exits when its open
- * connections are done, so an app without any signal handling loses
- * nothing.  The stop signal follows if it is still running --grace later;
- * any other worker gets it at once.
- */
+/* Once a draining worker is drained (drain.h), it gets the stop signal. */
 static void drain_check(struct cz_sup *s, struct cz_worker *w, uint64_t now)
 {
 	char name[32];
 
-	if (w->phase != CZ_PHASE_DRAIN || (now < w->drain_until &&
-		(w->disconnected ||
-		 cz_control_worker_pending(s->control, w->id) > 0 ||
-		 (s->state == CZ_SUP_STOPPING &&
-		  cz_control_held(s->control) > 0)))) {
-		return;
-	}
-	if (!w->disconnected && cz_node_ipc_disconnect(s->nipc, w->id)) {
-		w->disconnected = true;
-		w->drain_until = now + seconds_ms(s->opts->grace);
+	if (w->phase != CZ_PHASE_DRAIN || !cz_drain_done(s, w, now)) {
 		return;
 	}
 	w->phase = CZ_PHASE_STOP;
@@ -125,19 +108,13 @@ void cz_workers_kill_group(pid_t pid)
 	}
 }
 
-void cz_workers_stop(struct cz_sup *s, struct cz_worker *w, bool kill_now)
+static void stop_for(struct cz_sup *s, struct cz_worker *w, bool kill_now,
+	const char *op)
 {
 	uint64_t now = cz_workers_now();
 
 	if (w->phase == CZ_PHASE_RUN) {
-		w->phase = CZ_PHASE_DRAIN;
-		w->drain_until = now + seconds_ms(s->opts->grace);
-		/* In rr, stop routing connections to it before it is told;
-		 * unless the cluster stops: then the workers take what the
-		 * primary holds, there being no one else. */
-		if (s->state != CZ_SUP_STOPPING) {
-			cz_control_worker_stopping(s->control, w->id);
-		}
+		cz_drain_start(s, w, op, now);
 	}
 	if (kill_now) {
 		if (!w->killed) {
@@ -148,6 +125,16 @@ void cz_workers_stop(struct cz_sup *s, struct cz_worker *w, bool kill_now)
 		return;
 	}
 	drain_check(s, w, now);
+}
+
+void cz_workers_drain(struct cz_sup *s, struct cz_worker *w, const char *op)
+{
+	stop_for(s, w, false, op);
+}
+
+void cz_workers_stop(struct cz_sup *s, struct cz_worker *w, bool kill_now)
+{
+	stop_for(s, w, kill_now, "stop");
 }
 
 static void close_handle(uv_handle_t *h)
@@ -485,7 +472,7 @@ static uint64_t worker_deadline(const struct cz_worker *w, uint64_t now)
 	case CZ_PHASE_RUN:
 		return w->hello_at;
 	case CZ_PHASE_DRAIN:
-		return w->disconnected ? w->drain_until : now + DRAIN_TICK_MS;
+		return now + DRAIN_TICK_MS;
 	case CZ_PHASE_STOP:
 		return w->killed ? 0 : w->kill_at;
 	}

@@ -46,8 +46,9 @@ int cz_workers_run(uv_loop_t *loop, const struct cz_workers_config *cfg);
 
 enum cz_phase {
 	CZ_PHASE_RUN,    /* serving */
-	CZ_PHASE_DRAIN,  /* no new connections; waiting for its queue to empty,
-			    then (a Node worker) for it to disconnect and exit */
+	CZ_PHASE_DRAIN,  /* no new connections; waiting for what it was sent
+			    and its open connections, a Node worker told to
+			    disconnect (drain.h) */
 	CZ_PHASE_STOP,   /* stop signal sent; SIGKILL at kill_at */
 };
 
@@ -65,7 +66,9 @@ struct cz_worker {
 	uint64_t started;   /* ms */
 	uint64_t hello_at;  /* ms; 0: said hello, or already warned */
 	uint64_t ready_by;  /* ms; a candidate's deadline to listen */
-	uint64_t drain_until; /* ms; next step then even if not drained */
+	uint64_t drain_until; /* ms; stop signal then even if not drained */
+	uint64_t exit_by;     /* ms; a disconnected Node worker's stop signal */
+	const char *drain_op; /* "reload", "scale", "stop": what drains it */
 	uint64_t kill_at;   /* ms; SIGKILL then if still running */
 };
 
@@ -133,10 +136,12 @@ struct cz_worker *cz_workers_spawn(struct cz_sup *s, unsigned slot,
 void cz_workers_kill_group(pid_t pid);
 
 /*
- * Stops `w`: no new connections, wait until it has taken those queued for
- * it, then the stop signal, then SIGKILL after the grace period (or SIGKILL
- * now with kill_now).
+ * Stops `w` for operation `op` ("reload", "scale"): drains it (drain.h),
+ * then the stop signal, then SIGKILL after the grace period.
  */
+void cz_workers_drain(struct cz_sup *s, struct cz_worker *w, const char *op);
+
+/* As cz_workers_drain for "stop", or SIGKILL now with kill_now. */
 void cz_workers_stop(struct cz_sup *s, struct cz_worker *w, bool kill_now);
 
 /*

@@ -539,19 +539,22 @@ static char *balance_getenv(const char *name)
 		} \
 	} while (0)
 
-Test(cli, balance_option_and_environment)
+Test(cli, balance_and_drain_timeout)
 {
 	struct run r;
 
 	PARSE_ENV(&r, NULL, NULL, "server");
 	cr_assert_eq(r.rc, 0, "%s", r.err);
 	cr_expect_eq(r.o.balance, CZ_BALANCE_RR);
-	PARSE_ENV(&r, NULL, NULL, "--balance", "least-conn", "server");
+	cr_expect_float_eq(r.o.drain_timeout, 30.0, 1e-9);
+	PARSE_ENV(&r, NULL, NULL, "--balance", "least-conn", "--drain-timeout", "0", "server");
 	cr_assert_eq(r.rc, 0, "%s", r.err);
 	cr_expect_eq(r.o.balance, CZ_BALANCE_LEAST_CONN);
-	PARSE_ENV(&r, NULL, "sticky", "server");
+	cr_expect_float_eq(r.o.drain_timeout, 0.0, 1e-9);
+	PARSE_ENV(&r, NULL, "sticky", "--drain-timeout=2.5", "server");
 	cr_assert_eq(r.rc, 0, "%s", r.err);
 	cr_expect_eq(r.o.balance, CZ_BALANCE_STICKY, "from CLUSTERIZE_BALANCE");
+	cr_expect_float_eq(r.o.drain_timeout, 2.5, 1e-9);
 	PARSE_ENV(&r, NULL, "bogus", "--balance=rr", "server");
 	cr_assert_eq(r.rc, 0, "the option wins over a bad variable: %s", r.err);
 	cr_expect_eq(r.o.balance, CZ_BALANCE_RR);
@@ -576,4 +579,7 @@ Test(cli, balance_errors_name_the_problem)
 	cr_expect_eq(r.rc, -1, "none from NODE_CLUSTER_SCHED_POLICY, least-conn from the env");
 	PARSE_ENV(&r, "none", NULL, "--balance", "rr", "server");
 	cr_expect_eq(r.rc, 0, "rr asks for nothing none does not do: %s", r.err);
+	PARSE_ENV(&r, NULL, NULL, "--drain-timeout", "-1", "server");
+	cr_expect_eq(r.rc, -1);
+	cr_expect(strstr(r.err, "--drain-timeout") != NULL, "%s", r.err);
 }
