@@ -933,6 +933,12 @@ unsigned cz_control_worker_pending(const struct cz_control *c,
 	return c != NULL ? cz_rr_worker_pending(c->rr, worker_id) : 0;
 }
 
+unsigned cz_control_worker_unacked(const struct cz_control *c,
+	uint32_t worker_id)
+{
+	return c != NULL ? cz_rr_worker_unacked(c->rr, worker_id) : 0;
+}
+
 uint64_t cz_control_worker_conns(const struct cz_control *c,
 	uint32_t worker_id)
 {

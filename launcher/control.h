@@ -118,6 +118,10 @@ int cz_control_set_balance(struct cz_control *c, enum cz_balance policy,
 /* A worker's slot changed (sticky reads them again). */
 void cz_control_slots_changed(struct cz_control *c);
 
+/* Connections sent to worker `worker_id` and not acknowledged (rr.h). */
+unsigned cz_control_worker_unacked(const struct cz_control *c,
+	uint32_t worker_id);
+
 /* Connections handed out to worker `worker_id` so far (rr). */
 uint64_t cz_control_worker_conns(const struct cz_control *c,
 	uint32_t worker_id);

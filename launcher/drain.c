@@ -41,11 +41,14 @@ void cz_drain_start(struct cz_sup *s, struct cz_worker *w, const char *op,
 	}
 }
 
-/* What was sent to the worker, or held for the workers on a stop, is not
- * all taken yet. */
+/*
+ * What was sent to the worker is not all acknowledged yet (a connection
+ * received and not yet counted: the ACK follows the count), or on a stop
+ * the primary still holds some for the workers.
+ */
 static bool still_taking(const struct cz_sup *s, const struct cz_worker *w)
 {
-	return cz_control_worker_pending(s->control, w->id) > 0 ||
+	return cz_control_worker_unacked(s->control, w->id) > 0 ||
 		(s->state == CZ_SUP_STOPPING && cz_control_held(s->control) > 0);
 }
 

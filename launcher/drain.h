@@ -8,15 +8,16 @@
  *   2. a worker that speaks Node's cluster protocol is told to disconnect
  *      (node_ipc.h), once it has taken what was sent to it: Node closes
  *      its servers and exits by itself when their connections are done;
- *   3. wait until it has taken every connection sent to it (on a stop:
- *      and every one the primary holds, there being no other worker) and
- *      its open connections (the shim's count, conns.h) reach 0, up to
+ *   3. wait until it has acknowledged every connection sent to it (on a
+ *      stop: and the primary holds none for the workers, there being no
+ *      other) and its open connections (the shim's count, conns.h; a
+ *      connection is counted before it is acknowledged) reach 0, up to
  *      --drain-timeout; a disconnected Node worker then gets --grace more
  *      to exit by itself;
  *   4. the stop signal; SIGKILL after --grace (workers.c).
  *
  * Servers that finish their requests on the stop signal lose nothing
- * either way; for those that die on it, step 2 is what makes a restart
+ * either way; for those that die on it, step 3 is what makes a restart
  * lossless.  Idle keep-alive connections count as open: --drain-timeout
  * bounds them.
  */

@@ -613,6 +613,21 @@ unsigned cz_rr_worker_pending(const struct cz_rr *rr, uint32_t worker_id)
 	return n;
 }
 
+unsigned cz_rr_worker_unacked(const struct cz_rr *rr, uint32_t worker_id)
+{
+	const struct cz_rr_listener *l;
+	unsigned i, n = 0;
+
+	for (l = rr->listeners; l != NULL; l = l->next) {
+		for (i = 0; i < l->nchans; i++) {
+			if (l->chans[i]->b.worker_id == worker_id) {
+				n += l->chans[i]->fl.n;
+			}
+		}
+	}
+	return n;
+}
+
 uint64_t cz_rr_worker_conns(const struct cz_rr *rr, uint32_t worker_id)
 {
 	const struct rr_count *c = count_find(rr, worker_id);

@@ -162,6 +162,13 @@ void cz_rr_worker_exited(struct cz_rr *rr, uint32_t worker_id);
  */
 unsigned cz_rr_worker_pending(const struct cz_rr *rr, uint32_t worker_id);
 
+/*
+ * Connections sent to the worker's channels and not acknowledged, taken
+ * or not: the shim counts a connection open before it acknowledges it,
+ * so a worker with none unacknowledged and none open holds none.
+ */
+unsigned cz_rr_worker_unacked(const struct cz_rr *rr, uint32_t worker_id);
+
 /* Connections the worker was given (not counting ones taken back). */
 uint64_t cz_rr_worker_conns(const struct cz_rr *rr, uint32_t worker_id);
 

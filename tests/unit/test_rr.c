@@ -668,3 +668,21 @@ Test(rr, sticky_waiting_client_holds_back_no_other)
 	cr_expect_eq(cz_rr_pending(lst), 0);
 	cr_expect_eq(inflight((unsigned)w), 2);
 }
+
+Test(rr, unacked_counts_taken_and_queued_until_acked)
+{
+	open_chans(2);
+	close(give_conn());
+	close(give_conn());
+	close(give_conn());
+	cr_assert_eq(cz_rr_worker_unacked(rr, 10), 2);
+	uint32_t seq = take_conn(wfd[0]);
+
+	cr_assert_eq(cz_rr_worker_unacked(rr, 10), 2, "taken, not acknowledged");
+	cz_rr_worker_stopping(rr, 10);
+	cr_assert_eq(cz_rr_worker_unacked(rr, 10), 1, "the queued one was taken back");
+	cr_assert_eq(cz_rr_worker_pending(rr, 10), 0, "nothing queued");
+	reply(wfd[0], CZ_MSG_ACK, seq);
+	cr_assert_eq(cz_rr_worker_unacked(rr, 10), 0);
+	cr_assert_eq(cz_rr_worker_unacked(rr, 11), 2, "11 got the one taken back");
+}
