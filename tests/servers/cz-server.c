@@ -24,6 +24,10 @@
  * For the keeper (a SIGKILLed launcher leaves nothing behind): --setuid
  * UID drops to UID (and gid UID) once listening; --orphans forks prefork
  * children without PR_SET_PDEATHSIG, as nginx does.
+ *
+ * For the open-connection counts: --hold keeps each connection (after the
+ * pid) until the client closes it; --style forking accepts in the worker
+ * and serves each connection in a child of its own, inetd-style.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -55,10 +59,11 @@
 #define RCVBUF_ASKED 150000
 #define DEFER_SECONDS 30
 
-enum style { BLOCKING, EPOLL_ET, EPOLL_LT, POLL, SELECT, THREADS, PREFORK };
+enum style { BLOCKING, EPOLL_ET, EPOLL_LT, POLL, SELECT, THREADS, PREFORK, FORKING };
 
 static const char *const style_names[] = {
 	"blocking", "epoll-et", "epoll-lt", "poll", "select", "threads", "prefork",
+	"forking",
 };
 
 static struct {
@@ -93,6 +98,7 @@ static struct {
 	bool closefrom;
 	int setuid_to;  /* -1, or the uid (and gid) to drop to once listening */
 	bool orphans;   /* prefork children without PR_SET_PDEATHSIG */
+	bool hold;      /* keep each connection until the client closes it */
 } opt = {
 	.addr = "127.0.0.1",
 	.shutdown_id = -1,
@@ -115,13 +121,13 @@ static void die(const char *what)
 static void usage(void)
 {
 	fprintf(stderr, "usage: cz-server [--style blocking|epoll-et|epoll-lt|poll|select|"
-		"threads|prefork] [--count N] [--addr A] [--port P] [--unix PATH] [--udp]\n"
+		"threads|prefork|forking] [--count N] [--addr A] [--port P] [--unix PATH] [--udp]\n"
 		"       [--v6only] [--shutdown-after N [--shutdown-id ID]] [--close-fds]\n"
 		"       [--sockopts] [--fd-games] [--fclose-first] [--emfile-id ID] [--delay-ms N] [--graceful] [--log-accepts]\n"
 		"       [--fail-if-id-gt N] [--no-listen-if-id-gt N] [--usr1-exits CODE]\n"
 		"       [--ignore-term] [--pass-bound sendmsg|sendmmsg] [--close-instead]\n"
 		"       [--die-when-queued-id ID] [--reuseport] [--closefrom]\n"
-		"       [--connect-from PORT --connect-to PORT] [--setuid UID] [--orphans]\n");
+		"       [--connect-from PORT --connect-to PORT] [--setuid UID] [--orphans] [--hold]\n");
 	exit(2);
 }
 
@@ -169,6 +175,7 @@ static void parse_args(int argc, char **argv)
 		{ "closefrom", no_argument, NULL, 'z' },
 		{ "setuid", required_argument, NULL, 'Z' },
 		{ "orphans", no_argument, NULL, 'O' },
+		{ "hold", no_argument, NULL, 'H' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -208,6 +215,7 @@ static void parse_args(int argc, char **argv)
 		case 'z': opt.closefrom = true; break;
 		case 'Z': opt.setuid_to = atoi(optarg); break;
 		case 'O': opt.orphans = true; break;
+		case 'H': opt.hold = true; break;
 		default: usage();
 		}
 	}
@@ -526,6 +534,25 @@ static void drain(int fd)
 	}
 }
 
+/* --hold: keeps the connection until the client closes it. */
+static void hold(int fd)
+{
+	char buf[256];
+
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, -1) < 0 && errno != EINTR) {
+			return;
+		}
+		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			return;
+		}
+	}
+}
+
 static void serve(int fd, int flags, const struct sockaddr_storage *peer, socklen_t peerlen)
 {
 	const char *bad = check_conn(fd, flags, peer, peerlen);
@@ -538,8 +565,12 @@ static void serve(int fd, int flags, const struct sockaddr_storage *peer, sockle
 		n = snprintf(msg, sizeof(msg), "%d\n", (int)getpid());
 	}
 	if (send(fd, msg, (size_t)n, MSG_NOSIGNAL) == n) {
-		drain(fd);
-		shutdown(fd, SHUT_WR);
+		if (opt.hold) {
+			hold(fd);
+		} else {
+			drain(fd);
+			shutdown(fd, SHUT_WR);
+		}
 	}
 	close(fd);
 }
@@ -755,6 +786,29 @@ static void run_prefork(int lfd)
 			fprintf(stderr, "cz-server: child %d died\n", (int)pid);
 			exit(1);
 		}
+	}
+}
+
+/* One child per connection, as inetd-style servers do: the parent closes
+ * its copy at once, the child serves it. */
+static void run_forking(int lfd)
+{
+	signal(SIGCHLD, SIG_IGN); /* children reap themselves */
+	for (;;) {
+		struct sockaddr_storage peer;
+		socklen_t len = sizeof(peer);
+		int fd = accept(lfd, (struct sockaddr *)&peer, &len);
+
+		if (fd < 0) {
+			accept_error(-errno);
+			continue;
+		}
+		if (fork_child() == 0) {
+			close(lfd);
+			serve(fd, 0, &peer, len);
+			_exit(0);
+		}
+		close(fd);
 	}
 }
 
@@ -1088,6 +1142,7 @@ int main(int argc, char **argv)
 	case SELECT: run_select(lfd); break;
 	case THREADS: run_threads(lfd); break;
 	case PREFORK: run_prefork(lfd); break;
+	case FORKING: run_forking(lfd); break;
 	}
 	return 0;
 }
