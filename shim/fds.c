@@ -53,6 +53,15 @@ int shim_close(int fd)
 	return r;
 }
 
+void shim_fclosed(int fd)
+{
+	struct cz_fdrec *rec = cz_fdtab_get(fd);
+
+	if (rec != NULL && rec->state != CZ_FD_INTERNAL) {
+		drop_slot(fd);
+	}
+}
+
 /* `newfd` now refers to whatever `oldfd` is. */
 static void after_dup(int oldfd, int newfd)
 {

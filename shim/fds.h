@@ -8,6 +8,8 @@
 #define CZ_SHIM_FDS_H
 
 int shim_close(int fd);
+/* fclose() closed `fd` inside libc, where no wrapper sees it: forget it. */
+void shim_fclosed(int fd);
 int shim_dup(int fd);
 int shim_dup2(int oldfd, int newfd);
 int shim_dup3(int oldfd, int newfd, int flags);

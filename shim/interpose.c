@@ -192,13 +192,19 @@ CZ_EXPORT void closefrom(int lowfd)
 /* libc closes an fdopen()ed fd with its own internal close(). */
 CZ_EXPORT int fclose(FILE *fp)
 {
-	int saved = errno, fd = fp != NULL ? fileno(fp) : -1;
+	int saved = errno, fd = fp != NULL ? fileno(fp) : -1, r;
 
 	errno = saved;
 	if (fd >= 0) {
 		cz_held_drop(fd);
 	}
-	return real_fclose_libc(fp);
+	r = real_fclose_libc(fp);
+	if (fd >= 0) {
+		saved = errno;
+		shim_fclosed(fd);
+		errno = saved;
+	}
+	return r;
 }
 
 CZ_EXPORT long syscall(long n, ...)

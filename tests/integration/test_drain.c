@@ -398,7 +398,9 @@ static void active_in_style(const char *sched, const char *style, int n)
 	struct czt_cluster c;
 	struct czt_addr a;
 	const char *largs[] = { "-s", sched, "--control", czt_ctl_path(), NULL };
-	const char *srv[] = { "--style", style, "--count", "4", "--hold", NULL };
+	bool by_fclose = strcmp(style, "fclose") == 0;
+	const char *srv[] = { "--style", by_fclose ? "threads" : style, "--count", "4",
+		"--hold", by_fclose ? "--fclose-conns" : NULL, NULL };
 	int fds[8];
 
 	czt_cluster_start_server(&c, 2, largs, srv);
@@ -449,4 +451,10 @@ Test(drain, active_follows_a_connection_into_a_forked_child_rr)
 Test(drain, active_follows_a_connection_into_a_forked_child_none)
 {
 	active_in_style("none", "forking", 4);
+}
+
+/* libc closes an fdopen()ed connection inside fclose(), without close(). */
+Test(drain, active_drops_when_a_connection_is_closed_by_fclose)
+{
+	active_in_style("rr", "fclose", 4);
 }

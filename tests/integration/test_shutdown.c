@@ -1,5 +1,6 @@
 /*
- * shutdown(listen_fd, SHUT_RDWR) or close(listen_fd) by one worker only
+ * shutdown(listen_fd, SHUT_RDWR), close(listen_fd) or fclose() of it
+ * (fdopen()ed: libc closes it without close()) by one worker only
  * stops that worker: in none the shared socket must stay listening for the
  * others, in rr the primary must stop handing that worker connections.
  * The shim tells the primary before the call returns (rr's shutdown and
@@ -25,7 +26,8 @@ static void check_quit(const char *sched, const char *how, bool released)
 {
 	const char *largs[] = { "-s", sched, "--control", czt_ctl_path(), NULL };
 	const char *srv[] = { "--shutdown-after", "1", "--shutdown-id", "1",
-		strcmp(how, "closed") == 0 ? "--close-instead" : NULL, NULL };
+		strcmp(how, "closed") == 0 ? "--close-instead" :
+		strcmp(how, "fclosed") == 0 ? "--fclose-instead" : NULL, NULL };
 	struct czt_status_row rows[4];
 	struct czt_cluster c;
 	struct czt_addr a;
@@ -85,4 +87,15 @@ Test(shutdown, one_worker_close_leaves_others_serving_none)
 Test(shutdown, one_worker_close_leaves_others_serving_rr)
 {
 	check_quit("rr", "closed", true);
+}
+
+/* libc's fclose() closes without calling close(): the shim wraps fclose. */
+Test(shutdown, one_worker_fclose_leaves_others_serving_none)
+{
+	check_quit("none", "fclosed", true);
+}
+
+Test(shutdown, one_worker_fclose_leaves_others_serving_rr)
+{
+	check_quit("rr", "fclosed", true);
 }

@@ -26,7 +26,8 @@
  * children without PR_SET_PDEATHSIG, as nginx does.
  *
  * For the open-connection counts: --hold keeps each connection (after the
- * pid) until the client closes it; --style forking accepts in the worker
+ * pid) until the client closes it, --fclose-conns closes each through
+ * fclose(fdopen()); --style forking accepts in the worker
  * and serves each connection in a child of its own, inetd-style.
  */
 #include <arpa/inet.h>
@@ -99,6 +100,8 @@ static struct {
 	int setuid_to;  /* -1, or the uid (and gid) to drop to once listening */
 	bool orphans;   /* prefork children without PR_SET_PDEATHSIG */
 	bool hold;      /* keep each connection until the client closes it */
+	bool fclose_conns; /* close connections with fclose(fdopen()) */
+	bool fclose_instead; /* --shutdown-after: fclose(fdopen()) the listener */
 } opt = {
 	.addr = "127.0.0.1",
 	.shutdown_id = -1,
@@ -127,7 +130,8 @@ static void usage(void)
 		"       [--fail-if-id-gt N] [--no-listen-if-id-gt N] [--usr1-exits CODE]\n"
 		"       [--ignore-term] [--pass-bound sendmsg|sendmmsg] [--close-instead]\n"
 		"       [--die-when-queued-id ID] [--reuseport] [--closefrom]\n"
-		"       [--connect-from PORT --connect-to PORT] [--setuid UID] [--orphans] [--hold]\n");
+		"       [--connect-from PORT --connect-to PORT] [--setuid UID] [--orphans] [--hold]\n"
+		"       [--fclose-conns] [--fclose-instead]\n");
 	exit(2);
 }
 
@@ -176,6 +180,8 @@ static void parse_args(int argc, char **argv)
 		{ "setuid", required_argument, NULL, 'Z' },
 		{ "orphans", no_argument, NULL, 'O' },
 		{ "hold", no_argument, NULL, 'H' },
+		{ "fclose-conns", no_argument, NULL, 'Q' },
+		{ "fclose-instead", no_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -216,6 +222,8 @@ static void parse_args(int argc, char **argv)
 		case 'Z': opt.setuid_to = atoi(optarg); break;
 		case 'O': opt.orphans = true; break;
 		case 'H': opt.hold = true; break;
+		case 'Q': opt.fclose_conns = true; break;
+		case 'W': opt.fclose_instead = true; break;
 		default: usage();
 		}
 	}
@@ -534,6 +542,18 @@ static void drain(int fd)
 	}
 }
 
+/* --fclose-conns: through stdio, as inetd-style servers do (libc's own close). */
+static void close_conn(int fd)
+{
+	FILE *f = opt.fclose_conns ? fdopen(fd, "r+") : NULL;
+
+	if (f != NULL) {
+		fclose(f);
+	} else {
+		close(fd);
+	}
+}
+
 /* --hold: keeps the connection until the client closes it. */
 static void hold(int fd)
 {
@@ -572,7 +592,7 @@ static void serve(int fd, int flags, const struct sockaddr_storage *peer, sockle
 			shutdown(fd, SHUT_WR);
 		}
 	}
-	close(fd);
+	close_conn(fd);
 }
 
 static bool shutdown_due(void)
@@ -594,7 +614,14 @@ static void maybe_shutdown(int lfd)
 	if (!shutdown_due()) {
 		return;
 	}
-	if (opt.close_instead) {
+	if (opt.fclose_instead) {
+		FILE *f = fdopen(lfd, "r");
+
+		if (f == NULL || fclose(f) != 0) {
+			printf("fclose-error %s\n", strerror(errno));
+		}
+		printf("fclosed %d\n", (int)getpid());
+	} else if (opt.close_instead) {
 		if (close(lfd) < 0) {
 			printf("close-error %s\n", strerror(errno));
 		}
