@@ -503,12 +503,18 @@ static void on_bad(void *data, const char *why)
 	report_bad(data, why);
 }
 
-/* Node's side went away: as Node's primary, the worker's servers go. */
+/*
+ * The channel ended (the worker's EOF, or an error here): as Node's
+ * primary, the worker's servers go, and the channel is closed, so a node
+ * still there sees it broken and exits, as Node's workers do.
+ */
 static void on_closed(void *data, int err)
 {
 	struct nworker *w = data;
 
 	w->ended = true;
+	cz_node_chan_close(w->ch);
+	w->ch = NULL;
 	cz_log(CZ_LOG_DEBUG, "worker %u (pid %d): Node channel closed%s%s",
 		w->id, w->pid, err < 0 ? ": " : "", err < 0 ? strerror(-err) : "");
 	while (w->grants != NULL) {
