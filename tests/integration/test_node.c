@@ -139,7 +139,7 @@ static long long member(const json_t *j, const char *key)
  * The answer of docs-example.js is a cluster worker's: cluster.worker.id
  * is the launcher's id for the process that answered, which listens.
  */
-static int check_identity(const struct czt_cluster *c, const json_t *j)
+static int check_identity(const struct czt_cluster *c, const json_t *j, const char *sched)
 {
 	const char *wid = json_string_value(json_object_get(j, "workerId"));
 	int id = (int)member(j, "id");
@@ -149,6 +149,8 @@ static int check_identity(const struct czt_cluster *c, const json_t *j)
 	cr_expect(json_is_true(json_object_get(j, "isWorker")), "cluster.isWorker");
 	cr_expect(json_is_false(json_object_get(j, "isPrimary")), "!cluster.isPrimary");
 	cr_expect_eq(member(j, "workerPid"), pid, "cluster.worker.process.pid is its pid");
+	cr_expect_str_eq(json_string_value(json_object_get(j, "policy")), sched,
+		"NODE_CLUSTER_SCHED_POLICY is the policy in force");
 	cr_expect(wid != NULL && atoi(wid) == id, "cluster.worker.id %d is "
 		"CLUSTERIZE_WORKER_ID %s", id, wid != NULL ? wid : "(unset)");
 	for (k = 0; k < c->nw && c->w[k].pid != pid; k++) {
@@ -181,7 +183,7 @@ static void docs_example(const char *sched, const char *const cmd[], int port)
 		WORKERS);
 	for (int i = 0; i < REQUESTS; i++) {
 		json_t *j = get_json(port, "/");
-		int id = check_identity(&c, j);
+		int id = check_identity(&c, j, sched);
 
 		cr_expect(id >= 1 && id <= WORKERS, "id %d in 1..%d", id, WORKERS);
 		seen[id >= 1 && id <= WORKERS ? id : 0] = true;
@@ -528,8 +530,9 @@ Test(node, a_bad_line_from_a_worker_is_logged_and_skipped)
 /* --- a worker's own disconnect -------------------------------------------------- */
 
 /*
- * cluster.worker.disconnect() inside a worker: an exit it asked for, no
- * crash; replaced, however soon, however often (a crash would give up).
+ * cluster.worker.disconnect() (and .kill()) inside a worker: an exit it
+ * asked for, no crash; replaced, however soon, however often (a crash
+ * would give up).
  */
 Test(node, a_worker_that_disconnects_itself_is_replaced_without_a_crash)
 {
@@ -544,8 +547,8 @@ Test(node, a_worker_that_disconnects_itself_is_replaced_without_a_crash)
 	for (int i = 0; i < 3; i++) {
 		char want[64];
 
-		cr_assert_eq(czt_http_get("127.0.0.1", port, "/disconnect", body, sizeof(body),
-			10000), 200);
+		cr_assert_eq(czt_http_get("127.0.0.1", port, i == 1 ? "/kill" : "/disconnect",
+			body, sizeof(body), 10000), 200);
 		snprintf(want, sizeof(want), "worker %d (pid ", i + 2);
 		cr_assert_eq(czt_wait_line(c.proc, CZT_ERR, want, 3, 20000), 3,
 			"worker %d replaces worker %d and listens", i + 2, i + 1);

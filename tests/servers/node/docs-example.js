@@ -2,7 +2,8 @@
 // cluster module is: a primary branch that forks one worker per CPU, and a
 // worker branch that serves.  The worker answers with who it is, as JSON:
 // {"id": cluster.worker.id, "pid", "workerId": CLUSTERIZE_WORKER_ID,
-//  "isWorker", "isPrimary", "workerPid": cluster.worker.process.pid}.
+//  "isWorker", "isPrimary", "workerPid": cluster.worker.process.pid,
+//  "policy": NODE_CLUSTER_SCHED_POLICY}.
 //   node docs-example.js PORT
 'use strict';
 const cluster = require('node:cluster');
@@ -30,6 +31,7 @@ if (cluster.isPrimary) {
 			isWorker: cluster.isWorker,
 			isPrimary: cluster.isPrimary,
 			workerPid: cluster.worker.process.pid,
+			policy: process.env.NODE_CLUSTER_SCHED_POLICY,
 		}) + '\n');
 	}).listen(port, '127.0.0.1');
 	console.log(`Worker ${process.pid} started`);

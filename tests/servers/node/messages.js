@@ -2,7 +2,8 @@
 // message with process.send(); what arrives on process.on('message') is
 // kept, and GET /last answers {"id": cluster.worker.id, "last": the last
 // one, or null}; GET /disconnect answers, then calls
-// cluster.worker.disconnect(); GET / answers with the worker id.
+// cluster.worker.disconnect(), GET /kill cluster.worker.kill(); GET /
+// answers with the worker id.
 // On start it sends {"cmd":"ready","id":ID}.
 //   node messages.js PORT
 'use strict';
@@ -24,6 +25,8 @@ const server = http.createServer((req, res) => {
 		res.end(JSON.stringify({ id: cluster.worker.id, last }) + '\n');
 	} else if (url.pathname === '/disconnect') {
 		res.end('bye\n', () => cluster.worker.disconnect());
+	} else if (url.pathname === '/kill') {
+		res.end('bye\n', () => cluster.worker.kill());
 	} else {
 		res.end(`${cluster.worker.id}\n`);
 	}
