@@ -10,6 +10,7 @@
 #include "ctl.h"
 #include "fdtab.h"
 #include "sock.h"
+#include "spare.h"
 #include "syms.h"
 
 #ifndef CLOSE_RANGE_UNSHARE
@@ -92,13 +93,16 @@ static int dup_onto(int oldfd, int newfd, int flags, int three)
 	int moved = 0, r;
 
 	if (t != NULL && t->state == CZ_FD_INTERNAL && oldfd != newfd) {
-		cz_ctl_move_away(newfd);
+		/* A spare is let go; anything else of the shim's moves. */
+		if (!cz_spare_forget(newfd)) {
+			cz_ctl_move_away(newfd);
+		}
 		moved = 1;
 	}
 	r = three ? real_dup3(oldfd, newfd, flags) : real_dup2(oldfd, newfd);
 	if (r < 0) {
 		if (moved) {
-			real_close(newfd); /* the connection lives on elsewhere */
+			real_close(newfd); /* it lives on elsewhere, or is not needed */
 		}
 		return r;
 	}
