@@ -4,7 +4,7 @@
  *   rr          the next channel with credit, in turn (the default).
  *   least-conn  the channel whose worker has the fewest connections open
  *               (the shim's count, conns.h) plus those sent to this
- *               channel and not acknowledged; ties in round-robin order.
+ *               channel and not taken yet; ties in round-robin order.
  *   sticky      the same client IP address to the same worker slot, by
  *               rendezvous (highest random weight) hashing over the
  *               slots that have a usable channel, with a keyed hash: a
@@ -41,7 +41,7 @@ enum cz_balance {
 int cz_balance_parse(const char *s);
 const char *cz_balance_name(enum cz_balance b);
 
-/* Credit: connections a channel may have in flight (sent, not ACKed). */
+/* Credit: connections a channel may have queued (sent, not taken). */
 #ifndef CZ_RR_CREDIT
 #define CZ_RR_CREDIT 4
 #endif
@@ -49,9 +49,9 @@ const char *cz_balance_name(enum cz_balance b);
 /* What the balancer reads of one channel; rr.c keeps it current. */
 struct cz_balance_chan {
 	uint32_t worker_id;
-	bool stalled;             /* no ACK for too long: skipped until it recovers */
+	bool stalled;             /* nothing taken for too long: skipped until it recovers */
 	bool stopping;            /* its worker is draining: never again */
-	const unsigned *inflight; /* sent, not acknowledged (the channel's book) */
+	const unsigned *inflight; /* sent, not seen taken (the channel's book) */
 	const struct cz_conns *conns; /* its worker's open connections; NULL: none known */
 	int slot;                 /* sticky: its worker's slot, -1: none */
 	unsigned slot_gen;        /* the cz_balance_env.slot_gen `slot` is from */

@@ -118,7 +118,7 @@ int cz_control_set_balance(struct cz_control *c, enum cz_balance policy,
 /* A worker's slot changed (sticky reads them again). */
 void cz_control_slots_changed(struct cz_control *c);
 
-/* Connections sent to worker `worker_id` and not acknowledged (rr.h). */
+/* Connections sent to worker `worker_id` and still queued (rr.h). */
 unsigned cz_control_worker_unacked(const struct cz_control *c,
 	uint32_t worker_id);
 

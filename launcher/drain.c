@@ -42,8 +42,8 @@ void cz_drain_start(struct cz_sup *s, struct cz_worker *w, const char *op,
 }
 
 /*
- * What was sent to the worker is not all acknowledged yet (a connection
- * received and not yet counted: the ACK follows the count), or on a stop
+ * What was sent to the worker is not all taken yet (the shim counts a
+ * connection open before it leaves the channel), or on a stop
  * the primary still holds some for the workers.
  */
 static bool still_taking(const struct cz_sup *s, const struct cz_worker *w)

@@ -8,10 +8,10 @@
  *   2. a worker that speaks Node's cluster protocol is told to disconnect
  *      (node_ipc.h), once it has taken what was sent to it: Node closes
  *      its servers and exits by itself when their connections are done;
- *   3. wait until it has acknowledged every connection sent to it (on a
- *      stop: and the primary holds none for the workers, there being no
- *      other) and its open connections (the shim's count, conns.h; a
- *      connection is counted before it is acknowledged) reach 0, up to
+ *   3. wait until it has taken every connection sent to it (on a stop:
+ *      and the primary holds none for the workers, there being no other)
+ *      and its open connections (the shim's count, conns.h; a connection
+ *      is counted before it leaves the channel) reach 0, up to
  *      --drain-timeout; a disconnected Node worker then gets --grace more
  *      to exit by itself;
  *   4. the stop signal; SIGKILL after --grace (workers.c).

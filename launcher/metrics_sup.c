@@ -125,7 +125,7 @@ static void events(struct cz_expo *e)
 
 /* --- listeners: one pass per family over the rr listeners ----------------- */
 
-enum lfam { L_ACCEPTED, L_HELD, L_UNACKED, L_REDISPATCHED, L_DROPPED, L_WAIT,
+enum lfam { L_ACCEPTED, L_HELD, L_QUEUED, L_REDISPATCHED, L_DROPPED, L_WAIT,
 	L_N };
 
 static const struct {
@@ -136,9 +136,9 @@ static const struct {
 	[L_HELD] = { "clusterize_listener_connections_held", "gauge",
 		"Accepted connections the primary holds until a worker can "
 		"take one." },
-	[L_UNACKED] = { "clusterize_listener_connections_unacknowledged",
-		"gauge", "Connections sent to a worker that it has not "
-		"acknowledged yet (the primary keeps its copy)." },
+	[L_QUEUED] = { "clusterize_listener_connections_queued",
+		"gauge", "Connections sent to a worker and still queued in its "
+		"channel (the kernel's count)." },
 	[L_REDISPATCHED] = { "clusterize_listener_connections_redispatched_total",
 		"counter", "Connections taken back from a worker that did not "
 		"take them (it stopped, stalled or died) and sent again." },
@@ -146,8 +146,8 @@ static const struct {
 		"counter", "Accepted connections closed without being served "
 		"(out of memory, or held when the listener closed)." },
 	[L_WAIT] = { "clusterize_connection_wait_seconds", "histogram",
-		"Time from the primary's accept to the worker's "
-		"acknowledgement." },
+		"Time from the primary's accept until it sends the connection "
+		"to a worker's channel." },
 };
 
 struct lpass {
@@ -171,8 +171,8 @@ static void listener_sample(void *data, const struct cz_rr_listener_info *li)
 	case L_HELD:
 		cz_expo_u64(p->e, name, &l, li->held);
 		break;
-	case L_UNACKED:
-		cz_expo_u64(p->e, name, &l, li->unacked);
+	case L_QUEUED:
+		cz_expo_u64(p->e, name, &l, li->queued);
 		break;
 	case L_REDISPATCHED:
 		cz_expo_u64(p->e, name, &l, st->redispatched);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "balance.h"
@@ -16,14 +17,15 @@
 
 struct rr_chan {
 	struct cz_balance_chan b; /* worker_id, stalled, stopping...: balance.h */
-	uv_poll_t poll; /* readable primary end: ACK/NACK */
+	uv_poll_t poll; /* readable primary end: NACK */
 	struct cz_rr_listener *l;
 	void *owner;
 	uint32_t id;
 	int fd;  /* primary end, non-blocking */
-	int wfd; /* the worker's end, kept to read back untaken CONNs */
-	struct cz_rr_inflight fl; /* sent, not ACKed: the primary's copies */
-	uint64_t progress; /* last ACK, or first CONN sent after none */
+	int wfd; /* the worker's end: what is queued there, and taking it back */
+	struct cz_rr_inflight fl; /* sent, not seen taken */
+	unsigned looked;   /* the cz_rr.gen of the last look at the queue */
+	uint64_t progress; /* last seen taking, or first CONN sent after none */
 	uint64_t conns;    /* sent and not taken back */
 };
 
@@ -58,6 +60,9 @@ struct rr_count {
 struct cz_rr {
 	uv_loop_t *loop;
 	uv_timer_t timer;
+	uv_timer_t hold; /* while connections are held: look again soon */
+	unsigned gen;    /* bumped per event: a channel is looked at once in it */
+	int spare;       /* an fd kept so that taking back never truncates */
 	struct cz_rr_listener *listeners;
 	uint32_t next_chan_id;
 	uint64_t fake_now;
@@ -85,15 +90,49 @@ static void close_fd(int fd)
 
 /* --- channels ------------------------------------------------------------- */
 
-/* The channel the balancer picks for `c` (always one with credit), or NULL. */
+/*
+ * Learns from the kernel what the worker took since the last look: at most
+ * once per event (cz_rr.gen) unless `now`, so a full channel costs one
+ * ioctl per event, however many connections wait.
+ */
+static void chan_look(struct rr_chan *ch, bool now)
+{
+	struct cz_rr *rr = ch->l->rr;
+
+	if (!now && ch->looked == rr->gen) {
+		return;
+	}
+	ch->looked = rr->gen;
+	if (cz_rr_inflight_look(&ch->fl, ch->wfd) > 0) {
+		ch->progress = now_ms(rr);
+	}
+}
+
+/*
+ * The channel the balancer picks for `c` (always one with credit), or
+ * NULL.  The balancer reads each channel's count (balance.h): one that
+ * seems full is looked at first.
+ */
 static struct rr_chan *pick(struct cz_rr_listener *l, const struct cz_rr_conn *c)
 {
-	int i = cz_balance_pick(&l->bal, l->views, l->nchans, &c->peer, c->plen);
+	unsigned j;
+	int i;
 
+	for (j = 0; j < l->nchans; j++) {
+		struct rr_chan *ch = l->chans[j];
+
+		if (ch->fl.n >= CZ_RR_CREDIT && !ch->b.stalled && !ch->b.stopping) {
+			chan_look(ch, false);
+		}
+	}
+	i = cz_balance_pick(&l->bal, l->views, l->nchans, &c->peer, c->plen);
 	return i >= 0 ? l->chans[i] : NULL;
 }
 
-/* Sends CONN + fd.  The primary keeps its copy until the ACK. */
+/*
+ * Sends CONN + fd; the primary's copy is closed at once.  The wait
+ * histogram counts a connection when it first goes to a worker.
+ */
 static int chan_send(struct rr_chan *ch, const struct cz_rr_conn *c)
 {
 	int err = cz_rr_inflight_send(&ch->fl, ch->fd, ch->l->nonblock, c);
@@ -101,6 +140,7 @@ static int chan_send(struct rr_chan *ch, const struct cz_rr_conn *c)
 	if (err < 0) {
 		return err;
 	}
+	cz_stats_wait_observe(&ch->l->stats.wait, c->accepted_ns);
 	ch->conns++;
 	if (ch->fl.n == 1) {
 		ch->progress = now_ms(ch->l->rr);
@@ -141,6 +181,7 @@ static void requeue(struct cz_rr_listener *l, const struct cz_rr_conn *c)
 }
 
 static void update_poll(struct cz_rr_listener *l);
+static void on_hold(uv_timer_t *t);
 
 /*
  * sticky: a connection waiting for its busy worker must not hold back
@@ -161,45 +202,69 @@ static void drain_each(struct cz_rr_listener *l)
 	}
 }
 
-/* Sends queued connections while channels have credit. */
-static void drain(struct cz_rr_listener *l)
+/* Sends held connections, oldest first, while channels have credit. */
+static void send_held(struct cz_rr_listener *l)
 {
 	struct cz_rr_conn *c;
 
 	if (l->rr->env.policy == CZ_BALANCE_STICKY) {
 		drain_each(l);
-	} else {
-		while ((c = cz_rr_fifo_front(&l->q)) != NULL && send_any(l, c) == 0) {
-			cz_rr_fifo_pop(&l->q);
-		}
+		return;
 	}
-	update_poll(l);
+	while ((c = cz_rr_fifo_front(&l->q)) != NULL && send_any(l, c) == 0) {
+		cz_rr_fifo_pop(&l->q);
+	}
 }
 
-/* A CONN read back from the worker's end: the worker never took it. */
-static void on_read_back(void *data, int type, uint32_t seq, size_t len)
+/*
+ * Nothing tells the primary when a worker takes a connection (that would
+ * cost a wake-up per connection): while it holds some, it looks again
+ * CZ_RR_HOLD_MS after its last try, unless an event comes first.
+ */
+static void hold_check(struct cz_rr_listener *l)
+{
+	if (l->q.len > 0 && l->nchans > 0) {
+		uv_timer_start(&l->rr->hold, on_hold, CZ_RR_HOLD_MS, 0);
+	}
+}
+
+/* Sends queued connections while channels have credit. */
+static void drain(struct cz_rr_listener *l)
+{
+	l->rr->gen++;
+	cz_stats_clock();
+	send_held(l);
+	update_poll(l);
+	hold_check(l);
+}
+
+/*
+ * A connection taken back from the worker's end: it never took it.  Sent
+ * on at once if it can be, so that taking back a whole queue needs one
+ * free fd, not one per connection.  `ch` has no credit by now.
+ */
+static void on_taken_back(void *data, const struct cz_rr_conn *c)
 {
 	struct rr_chan *ch = data;
-	struct cz_rr_conn c;
+	struct cz_rr_listener *l = ch->l;
 
-	(void)type;
-	(void)len;
-	if (cz_rr_inflight_take(&ch->fl, seq, &c) == 0) {
-		requeue(ch->l, &c);
-		ch->conns--;
-		ch->l->stats.redispatched++;
+	ch->conns--;
+	l->stats.redispatched++;
+	if (l->q.len > 0 || send_any(l, c) < 0) {
+		requeue(l, c);
 	}
 }
 
 /* Queues for other workers every connection the worker has not taken. */
 static unsigned chan_reclaim(struct rr_chan *ch)
 {
-	return cz_rr_chan_read_back(ch->wfd, on_read_back, ch);
+	return cz_rr_inflight_reclaim(&ch->fl, ch->wfd, &ch->l->rr->spare,
+		on_taken_back, ch);
 }
 
 static void chan_nudge(struct rr_chan *ch)
 {
-	int err = cz_rr_chan_send_nudge(ch->fd);
+	int err = cz_rr_chan_send_nudge(&ch->fl, ch->fd);
 
 	if (err < 0) {
 		cz_log_peer(ch->b.worker_id, CZ_LOG_DEBUG, "channel %u: nudge: %s",
@@ -208,42 +273,20 @@ static void chan_nudge(struct rr_chan *ch)
 	}
 }
 
-static void chan_ack(struct rr_chan *ch, uint32_t seq, bool upto)
-{
-	if (cz_rr_inflight_ack(&ch->fl, seq, upto) < 0) {
-		cz_log_peer(ch->b.worker_id, CZ_LOG_DEBUG,
-			"channel %u of worker %u: ACK %u of a "
-			"connection never sent: ignored", ch->id, ch->b.worker_id,
-			seq);
-		return;
-	}
-	ch->progress = now_ms(ch->l->rr);
-	ch->b.stalled = false;
-}
-
-static void chan_nack(struct rr_chan *ch, uint32_t seq)
-{
-	struct cz_rr_conn c;
-
-	if (cz_rr_inflight_take(&ch->fl, seq, &c) == 0) {
-		cz_log_peer(ch->b.worker_id, CZ_LOG_TRACE,
-			"channel %u: NACK %u: re-dispatching",
-			ch->id, seq);
-		requeue(ch->l, &c);
-		ch->conns--;
-		ch->l->stats.redispatched++;
-	}
-	ch->progress = now_ms(ch->l->rr);
-}
-
 static void on_chan_msg(void *data, int type, uint32_t seq, size_t len)
 {
 	struct rr_chan *ch = data;
+	unsigned n;
 
-	if (type == CZ_MSG_ACK || type == CZ_MSG_ACK_UPTO) {
-		chan_ack(ch, seq, type == CZ_MSG_ACK_UPTO);
-	} else if (type == CZ_MSG_NACK) {
-		chan_nack(ch, seq);
+	(void)seq;
+	if (type == CZ_MSG_NACK) {
+		/* The worker is out of fds: it gets nothing until the next
+		 * tick finds its channel empty. */
+		ch->b.stalled = true;
+		n = chan_reclaim(ch);
+		cz_log_peer(ch->b.worker_id, CZ_LOG_TRACE, "channel %u: NACK: "
+			"%u connection(s) given to other workers", ch->id, n);
+		ch->progress = now_ms(ch->l->rr);
 	} else {
 		cz_log_peer(ch->b.worker_id, CZ_LOG_WARN,
 			"channel %u of worker %u: bad message "
@@ -256,7 +299,6 @@ static void on_chan(uv_poll_t *h, int status, int events)
 	struct rr_chan *ch = h->data;
 
 	(void)events;
-	cz_stats_clock();
 	if (status < 0) {
 		cz_log_peer(ch->b.worker_id, CZ_LOG_WARN,
 			"channel %u of worker %u: poll: %s",
@@ -264,7 +306,7 @@ static void on_chan(uv_poll_t *h, int status, int events)
 		uv_poll_stop(h);
 		return;
 	}
-	cz_rr_chan_read_acks(ch->fd, on_chan_msg, ch);
+	cz_rr_chan_read_msgs(ch->fd, on_chan_msg, ch);
 	drain(ch->l);
 }
 
@@ -320,52 +362,27 @@ static void on_chan_closed(uv_handle_t *h)
 /* Why a channel goes away, which decides what becomes of its copies. */
 enum chan_end {
 	CHAN_SHUTDOWN, /* the launcher is closing the listener */
-	CHAN_RELEASED, /* the worker closed its listener: it owns what it took */
+	CHAN_RELEASED, /* the worker closed its listener */
 	CHAN_DEAD,     /* the worker exited */
 };
 
 /*
- * A dead worker's unacknowledged connections go to other workers.  The
- * shim acknowledges right after receiving, before the app sees the
- * connection, so one received and never acknowledged was most likely
- * taken by a process killed inside recvmsg: closing our copy would close
- * the connection with no answer.
+ * Detaches `ch` from its listener and closes it.  What is still queued in
+ * it goes to other workers, unless the launcher is closing the listener.
+ * A connection the worker received is its own: one that a worker killed
+ * before serving it received is lost, as under any primary.
  */
-static void requeue_unacked(struct rr_chan *ch)
-{
-	struct cz_rr_conn c;
-	unsigned i;
-
-	for (i = 0; i < CZ_RR_CREDIT_MAX && ch->fl.n > 0; i++) {
-		uint32_t seq = ch->fl.slots[i].seq;
-
-		if (seq != 0 && cz_rr_inflight_take(&ch->fl, seq, &c) == 0) {
-			requeue(ch->l, &c);
-			ch->conns--;
-			ch->l->stats.redispatched++;
-		}
-	}
-}
-
-/* Detaches `ch` from its listener and closes it; untaken copies requeued. */
 static void chan_destroy(struct rr_chan *ch, enum chan_end why)
 {
 	struct cz_rr_listener *l = ch->l;
 	unsigned i;
 
-	if (why == CHAN_DEAD) {
-		/* ACKs still queued say what the worker did take. */
-		cz_rr_chan_read_acks(ch->fd, on_chan_msg, ch);
-	}
+	/* What is taken back must not be sent into it again. */
+	ch->b.stopping = true;
 	if (why != CHAN_SHUTDOWN) {
 		chan_reclaim(ch);
 	}
-	if (why == CHAN_DEAD) {
-		requeue_unacked(ch);
-	}
 	count_add(l->rr, ch->b.worker_id, ch->conns);
-	/* What is left was taken by the worker: it owns its own copy. */
-	cz_rr_inflight_close(&ch->fl);
 	for (i = 0; i < l->nchans; i++) {
 		if (l->chans[i] == ch) {
 			l->chans[i] = l->chans[--l->nchans];
@@ -425,17 +442,15 @@ int cz_rr_chan_open_first(struct cz_rr_listener *l, uint32_t worker_id,
 		free(ch);
 		return err;
 	}
-	/* Before any connection can be sent on it. */
-	if (first != NULL) {
-		ssize_t n = send(sv[0], first, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-
-		if (n != (ssize_t)len) {
-			err = n < 0 ? -errno : -EIO;
-			close(sv[0]);
-			close(sv[1]);
-			free(ch);
-			return err;
-		}
+	/* Before any connection can be sent on it; booked, so that the
+	 * worker reading it is not taken for a connection taken. */
+	cz_rr_inflight_init(&ch->fl);
+	if (first != NULL &&
+	    (err = cz_rr_inflight_send_other(&ch->fl, sv[0], first, len)) < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		free(ch);
+		return err;
 	}
 	/* uv_poll_init makes the primary's end non-blocking. */
 	err = uv_poll_init(l->rr->loop, &ch->poll, sv[0]);
@@ -459,8 +474,7 @@ int cz_rr_chan_open_first(struct cz_rr_listener *l, uint32_t worker_id,
 	/* Not yet known: read on the first sticky pick. */
 	ch->b.slot = -1;
 	ch->b.slot_gen = l->rr->env.slot_gen - 1;
-	cz_rr_inflight_init(&ch->fl);
-	ch->fl.wait = &l->stats.wait;
+	ch->looked = l->rr->gen - 1;
 	ch->id = ++l->rr->next_chan_id;
 	if (ch->id == 0) {
 		ch->id = ++l->rr->next_chan_id;
@@ -560,23 +574,28 @@ void cz_rr_worker_exited(struct cz_rr *rr, uint32_t worker_id)
 static void chan_check(struct rr_chan *ch, uint64_t now)
 {
 	unsigned n;
+	bool was;
 
-	if (ch->b.stalled) {
+	chan_look(ch, true);
+	if (ch->b.stalled && ch->fl.len == 0) {
 		/* The worker read everything, the nudge included: alive again. */
-		if (cz_rr_chan_outq(ch->fd) == 0) {
-			ch->b.stalled = false;
-			ch->progress = now;
-		}
+		ch->b.stalled = false;
+		ch->progress = now;
 		return;
 	}
 	if (ch->fl.n == 0 || now - ch->progress <= CZ_RR_STALL_MS) {
 		return;
 	}
+	/* Stalled first: what is taken back must not go back into it.  One
+	 * stalled by a failed send may still hold connections. */
+	was = ch->b.stalled;
 	ch->b.stalled = true;
 	n = chan_reclaim(ch);
-	chan_nudge(ch);
+	if (!was) {
+		chan_nudge(ch);
+	}
 	cz_log_peer(ch->b.worker_id, CZ_LOG_DEBUG,
-		"channel %u of worker %u: no ACK for %ums: "
+		"channel %u of worker %u: nothing taken for %ums: "
 		"%u connection(s) given to other workers", ch->id,
 		ch->b.worker_id, CZ_RR_STALL_MS, n);
 }
@@ -596,16 +615,17 @@ void cz_rr_tick(struct cz_rr *rr)
 	}
 }
 
-unsigned cz_rr_worker_pending(const struct cz_rr *rr, uint32_t worker_id)
+unsigned cz_rr_worker_pending(struct cz_rr *rr, uint32_t worker_id)
 {
-	const struct cz_rr_listener *l;
-	const struct rr_chan *ch;
+	struct cz_rr_listener *l;
+	struct rr_chan *ch;
 	unsigned i, n = 0;
 
 	for (l = rr->listeners; l != NULL; l = l->next) {
 		for (i = 0; i < l->nchans; i++) {
 			ch = l->chans[i];
-			if (ch->b.worker_id == worker_id && cz_rr_chan_outq(ch->fd) > 0) {
+			if (ch->b.worker_id == worker_id) {
+				chan_look(ch, true);
 				n += ch->fl.n;
 			}
 		}
@@ -613,19 +633,9 @@ unsigned cz_rr_worker_pending(const struct cz_rr *rr, uint32_t worker_id)
 	return n;
 }
 
-unsigned cz_rr_worker_unacked(const struct cz_rr *rr, uint32_t worker_id)
+unsigned cz_rr_worker_unacked(struct cz_rr *rr, uint32_t worker_id)
 {
-	const struct cz_rr_listener *l;
-	unsigned i, n = 0;
-
-	for (l = rr->listeners; l != NULL; l = l->next) {
-		for (i = 0; i < l->nchans; i++) {
-			if (l->chans[i]->b.worker_id == worker_id) {
-				n += l->chans[i]->fl.n;
-			}
-		}
-	}
-	return n;
+	return cz_rr_worker_pending(rr, worker_id);
 }
 
 uint64_t cz_rr_worker_conns(const struct cz_rr *rr, uint32_t worker_id)
@@ -647,7 +657,20 @@ uint64_t cz_rr_worker_conns(const struct cz_rr *rr, uint32_t worker_id)
 
 static void on_tick(uv_timer_t *t)
 {
+	cz_stats_clock();
 	cz_rr_tick(t->data);
+}
+
+static void on_hold(uv_timer_t *t)
+{
+	struct cz_rr *rr = t->data;
+	struct cz_rr_listener *l;
+
+	for (l = rr->listeners; l != NULL; l = l->next) {
+		if (l->q.len > 0) {
+			drain(l);
+		}
+	}
 }
 
 /* --- listeners ------------------------------------------------------------ */
@@ -698,6 +721,8 @@ static void on_listener(uv_poll_t *h, int status, int events)
 		l->emfile = true;
 		return;
 	}
+	l->rr->gen++;
+	send_held(l);
 	for (i = 0; i < CZ_RR_BATCH && l->q.len < CZ_RR_HOLD && !l->emfile; i++) {
 		c.plen = sizeof(c.peer);
 		c.fd = accept4(l->fd, (struct sockaddr *)&c.peer, &c.plen, flags);
@@ -717,6 +742,7 @@ static void on_listener(uv_poll_t *h, int status, int events)
 		}
 	}
 	update_poll(l);
+	hold_check(l);
 }
 
 /*
@@ -867,14 +893,20 @@ int cz_rr_create(uv_loop_t *loop, struct cz_rr **out)
 		return -ENOMEM;
 	}
 	rr->loop = loop;
+	/* A slot kept free from the start for taking connections back. */
+	rr->spare = eventfd(0, EFD_CLOEXEC);
+	/* Neither timer alone must keep the loop running. */
 	err = uv_timer_init(loop, &rr->timer);
 	if (err < 0) {
+		close_fd(rr->spare);
 		free(rr);
 		return err;
 	}
 	rr->timer.data = rr;
-	/* The tick alone must not keep the loop running. */
 	uv_unref((uv_handle_t *)&rr->timer);
+	uv_timer_init(loop, &rr->hold); /* cannot fail once the first did */
+	rr->hold.data = rr;
+	uv_unref((uv_handle_t *)&rr->hold);
 	rr->env.policy = CZ_BALANCE_RR;
 	*out = rr;
 	return 0;
@@ -906,8 +938,17 @@ static void on_timer_closed(uv_handle_t *h)
 {
 	struct cz_rr *rr = h->data;
 
+	close_fd(rr->spare);
 	free(rr->counts);
 	free(rr);
+}
+
+/* The two timers live in *rr: the second is closed once the first is. */
+static void on_hold_closed(uv_handle_t *h)
+{
+	struct cz_rr *rr = h->data;
+
+	uv_close((uv_handle_t *)&rr->timer, on_timer_closed);
 }
 
 void cz_rr_destroy(struct cz_rr *rr)
@@ -918,7 +959,7 @@ void cz_rr_destroy(struct cz_rr *rr)
 	while (rr->listeners != NULL) {
 		cz_rr_listener_destroy(rr->listeners);
 	}
-	uv_close((uv_handle_t *)&rr->timer, on_timer_closed);
+	uv_close((uv_handle_t *)&rr->hold, on_hold_closed);
 }
 
 void cz_rr_set_chan_closed(struct cz_rr *rr, cz_rr_chan_closed_fn *fn,
@@ -967,21 +1008,27 @@ int cz_rr_listener_replace(struct cz_rr_listener *l, int fd)
 	return 0;
 }
 
+void cz_rr_tick_stop(struct cz_rr *rr)
+{
+	uv_timer_stop(&rr->timer);
+}
+
 void cz_rr_set_now(struct cz_rr *rr, uint64_t ms)
 {
 	rr->fake_now = ms;
 }
 
-int cz_rr_chan_info(const struct cz_rr *rr, uint32_t id,
+int cz_rr_chan_info(struct cz_rr *rr, uint32_t id,
 	struct cz_rr_chan_info *info)
 {
-	const struct rr_chan *ch = chan_find(rr, id);
+	struct rr_chan *ch = chan_find(rr, id);
 
 	if (ch == NULL) {
 		return -ENOENT;
 	}
+	chan_look(ch, true);
 	info->worker_id = ch->b.worker_id;
-	info->inflight = ch->fl.n;
+	info->queued = ch->fl.n;
 	info->stalled = ch->b.stalled;
 	info->stopping = ch->b.stopping;
 	return 0;
@@ -997,10 +1044,10 @@ bool cz_rr_polling(const struct cz_rr_listener *l)
 	return l->polling;
 }
 
-void cz_rr_each_listener(const struct cz_rr *rr, cz_rr_listener_fn *fn,
+void cz_rr_each_listener(struct cz_rr *rr, cz_rr_listener_fn *fn,
 	void *data)
 {
-	const struct cz_rr_listener *l;
+	struct cz_rr_listener *l;
 	struct cz_rr_listener_info info;
 	unsigned i;
 
@@ -1010,7 +1057,8 @@ void cz_rr_each_listener(const struct cz_rr *rr, cz_rr_listener_fn *fn,
 			.workers = l->nchans,
 		};
 		for (i = 0; i < l->nchans; i++) {
-			info.unacked += l->chans[i]->fl.n;
+			chan_look(l->chans[i], true);
+			info.queued += l->chans[i]->fl.n;
 		}
 		fn(data, &info);
 	}

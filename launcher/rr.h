@@ -3,15 +3,26 @@
  * socket and hands every connection to one worker over that worker's
  * channel (a SOCK_SEQPACKET socketpair; CONN message + SCM_RIGHTS).
  *
- * A channel has credit while it has fewer than CZ_RR_CREDIT connections
- * sent and not acknowledged, and is neither stalled nor stopping.  Each
- * connection goes to a channel with credit that the balancer picks
- * (balance.h: round-robin order by default).
- * The primary keeps its copy of each connection until the worker's
- * (cumulative) ACK, so a connection queued for a worker that stops, stalls
- * or dies is read back from the channel (the primary holds a dup of the
- * worker's end) and given to another worker: never lost.  While no channel
- * has credit the listener is not polled and connections wait in the
+ * The primary closes its copy of a connection as soon as it is sent: the
+ * message in flight holds it, so the FIN of a connection the worker closes
+ * never waits for the primary, and nothing wakes the primary when a worker
+ * takes one.  The primary keeps a dup of the worker's end: the kernel's
+ * count of what is queued there tells it what the worker took (it looks
+ * when a channel seems full, at most once per event, and on each tick),
+ * and a connection queued for a worker that stops, stalls, dies or runs
+ * out of fds (NACK) is taken back out of it, fd and all, and given to
+ * another worker: never lost.  The shim receives only into an fd slot it
+ * made free (shim/spare.h), so a received connection is never dropped for
+ * want of one.  What a worker received and did not serve before it was
+ * killed is lost, as under any primary.
+ *
+ * A channel has credit while fewer than CZ_RR_CREDIT connections are
+ * queued in it (as last seen, plus those sent since), and is neither
+ * stalled nor stopping.  Each connection goes to a channel with credit
+ * that the balancer picks (balance.h: round-robin order by default).
+ * While no channel has credit, up to CZ_RR_HOLD connections are held,
+ * first come first served, and looked at again CZ_RR_HOLD_MS after the
+ * last try unless an event comes first; past that they wait in the
  * kernel's backlog.
  *
  * Everything is in fixed rings: no allocation per connection.
@@ -29,14 +40,15 @@
 #include "stats.h"
 
 #ifndef CZ_RR_CREDIT
-#define CZ_RR_CREDIT 4     /* connections in flight per channel */
+#define CZ_RR_CREDIT 4     /* connections queued per channel */
 #endif
 #define CZ_RR_CREDIT_MAX CZ_RR_CREDIT
 #define CZ_RR_BATCH 64     /* accepts per readable event */
-#define CZ_RR_HOLD 16      /* accepted connections held while no worker can take one */
+#define CZ_RR_HOLD 128     /* accepted connections held while no worker can take one */
+#define CZ_RR_HOLD_MS 1    /* ... looked at again this soon */
 #define CZ_RR_STOP_TAKE 4096 /* connections a stopping listener takes at most */
 #define CZ_RR_TICK_MS 100  /* stall check period */
-#define CZ_RR_STALL_MS 500 /* no ACK for this long with work queued */
+#define CZ_RR_STALL_MS 500 /* nothing taken for this long with work queued */
 
 struct cz_rr;
 struct cz_rr_listener;
@@ -155,19 +167,16 @@ void cz_rr_worker_stopping(struct cz_rr *rr, uint32_t worker_id);
 /* The worker is gone: requeue what it did not take, close its channels. */
 void cz_rr_worker_exited(struct cz_rr *rr, uint32_t worker_id);
 
-/*
- * Connections sent to the worker's channels that it has not taken yet: 0
- * once nothing is queued in them (the kernel's count; exact), else the
- * connections it has not acknowledged (an upper bound).
- */
-unsigned cz_rr_worker_pending(const struct cz_rr *rr, uint32_t worker_id);
+/* Connections queued in the worker's channels now (the kernel's count). */
+unsigned cz_rr_worker_pending(struct cz_rr *rr, uint32_t worker_id);
 
 /*
- * Connections sent to the worker's channels and not acknowledged, taken
- * or not: the shim counts a connection open before it acknowledges it,
- * so a worker with none unacknowledged and none open holds none.
+ * Connections sent to the worker's channels that may not be counted open
+ * by its shim yet: those still queued (the kernel's count).  The shim
+ * counts a connection open from before it leaves the channel (held.h), so
+ * a worker with none queued and none open holds none.
  */
-unsigned cz_rr_worker_unacked(const struct cz_rr *rr, uint32_t worker_id);
+unsigned cz_rr_worker_unacked(struct cz_rr *rr, uint32_t worker_id);
 
 /* Connections the worker was given (not counting ones taken back). */
 uint64_t cz_rr_worker_conns(const struct cz_rr *rr, uint32_t worker_id);
@@ -177,14 +186,14 @@ struct cz_rr_listener_info {
 	const char *name;  /* its address, for people */
 	const struct cz_stats_listener *stats;
 	unsigned held;     /* accepted, waiting for a worker with credit */
-	unsigned unacked;  /* sent to a worker, not acknowledged yet */
+	unsigned queued;   /* sent to a worker, still queued in its channel */
 	unsigned workers;  /* channels: workers listening */
 };
 typedef void cz_rr_listener_fn(void *data,
 	const struct cz_rr_listener_info *info);
 
 /* Calls fn for every listener. */
-void cz_rr_each_listener(const struct cz_rr *rr, cz_rr_listener_fn *fn,
+void cz_rr_each_listener(struct cz_rr *rr, cz_rr_listener_fn *fn,
 	void *data);
 
 /* --- for tests -------------------------------------------------------- */
@@ -196,17 +205,20 @@ void cz_rr_dispatch(struct cz_rr_listener *l, int fd,
 /* Runs the stall check now. */
 void cz_rr_tick(struct cz_rr *rr);
 
+/* Stops the periodic tick (until the next listener is created). */
+void cz_rr_tick_stop(struct cz_rr *rr);
+
 /* Replaces the loop's clock (milliseconds) when `ms` != 0. */
 void cz_rr_set_now(struct cz_rr *rr, uint64_t ms);
 
 struct cz_rr_chan_info {
 	uint32_t worker_id;
-	unsigned inflight;
+	unsigned queued; /* CONNs queued in it now */
 	bool stalled;
 	bool stopping;
 };
 /* Fills *info for channel `id`; -ENOENT if unknown. */
-int cz_rr_chan_info(const struct cz_rr *rr, uint32_t id,
+int cz_rr_chan_info(struct cz_rr *rr, uint32_t id,
 	struct cz_rr_chan_info *info);
 
 /* Connections accepted but not yet sent to any worker. */

@@ -3,16 +3,20 @@
 
 #include <errno.h>
 #include <linux/sockios.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "proto.h"
 
-#define ACK_BATCH 32
+#define READ_BATCH 32
 
-int cz_rr_chan_send_conn(int fd, uint32_t seq, bool nonblock,
+/* Sends CONN `seq` with c->fd attached, without blocking; 0 or -errno. */
+static int send_conn(int fd, uint32_t seq, bool nonblock,
 	const struct cz_rr_conn *c)
 {
 	struct cz_msg_conn m;
@@ -44,32 +48,10 @@ int cz_rr_chan_send_conn(int fd, uint32_t seq, bool nonblock,
 	return n < 0 ? -errno : 0;
 }
 
-int cz_rr_chan_outq(int fd)
-{
-	int n = 0;
-
-	/* Unix sockets count what the peer has not consumed yet. */
-	if (ioctl(fd, SIOCOUTQ, &n) < 0) {
-		return 0;
-	}
-	return n;
-}
-
-int cz_rr_chan_send_nudge(int fd)
-{
-	struct cz_msg_nudge m;
-	ssize_t n;
-
-	cz_proto_init(&m.hdr, CZ_MSG_NUDGE, 0);
-	do {
-		n = send(fd, &m, sizeof(m), MSG_NOSIGNAL | MSG_DONTWAIT);
-	} while (n < 0 && errno == EINTR);
-	return n < 0 ? -errno : 0;
-}
-
 /* Aligned for every message type; CZ_MSG_MAX so any valid one fits. */
 union rr_msg {
 	struct cz_msg_hdr hdr;
+	struct cz_msg_conn conn;
 	char buf[CZ_MSG_MAX];
 };
 
@@ -87,33 +69,33 @@ static void deliver(const union rr_msg *m, size_t len, cz_rr_chan_msg_fn *fn,
  * needed.  The headers are set up once; recvmmsg() only writes msg_len
  * and msg_flags.
  */
-static union rr_msg ack_bufs[ACK_BATCH];
-static struct iovec ack_iov[ACK_BATCH];
-static struct mmsghdr ack_mm[ACK_BATCH];
+static union rr_msg msg_bufs[READ_BATCH];
+static struct iovec msg_iov[READ_BATCH];
+static struct mmsghdr msg_mm[READ_BATCH];
 
-static struct mmsghdr *ack_headers(void)
+static struct mmsghdr *msg_headers(void)
 {
 	unsigned i;
 
-	if (ack_mm[0].msg_hdr.msg_iov == NULL) {
-		for (i = 0; i < ACK_BATCH; i++) {
-			ack_iov[i] = (struct iovec){ ack_bufs[i].buf,
-				sizeof(ack_bufs[i]) };
-			ack_mm[i].msg_hdr.msg_iov = &ack_iov[i];
-			ack_mm[i].msg_hdr.msg_iovlen = 1;
+	if (msg_mm[0].msg_hdr.msg_iov == NULL) {
+		for (i = 0; i < READ_BATCH; i++) {
+			msg_iov[i] = (struct iovec){ msg_bufs[i].buf,
+				sizeof(msg_bufs[i]) };
+			msg_mm[i].msg_hdr.msg_iov = &msg_iov[i];
+			msg_mm[i].msg_hdr.msg_iovlen = 1;
 		}
 	}
-	return ack_mm;
+	return msg_mm;
 }
 
-unsigned cz_rr_chan_read_acks(int fd, cz_rr_chan_msg_fn *fn, void *data)
+unsigned cz_rr_chan_read_msgs(int fd, cz_rr_chan_msg_fn *fn, void *data)
 {
-	struct mmsghdr *mm = ack_headers();
+	struct mmsghdr *mm = msg_headers();
 	unsigned count = 0;
 	int i, n;
 
 	for (;;) {
-		n = recvmmsg(fd, mm, ACK_BATCH, MSG_DONTWAIT, NULL);
+		n = recvmmsg(fd, mm, READ_BATCH, MSG_DONTWAIT, NULL);
 		if (n < 0 && errno == EINTR) {
 			continue;
 		}
@@ -121,42 +103,16 @@ unsigned cz_rr_chan_read_acks(int fd, cz_rr_chan_msg_fn *fn, void *data)
 			return count;
 		}
 		for (i = 0; i < n; i++) {
-			deliver(&ack_bufs[i], mm[i].msg_len, fn, data);
+			deliver(&msg_bufs[i], mm[i].msg_len, fn, data);
 		}
 		count += (unsigned)n;
-		if (n < ACK_BATCH) {
+		if (n < READ_BATCH) {
 			return count;
 		}
 	}
 }
 
-unsigned cz_rr_chan_read_back(int wfd, cz_rr_chan_msg_fn *fn, void *data)
-{
-	union rr_msg m;
-	unsigned count = 0;
-	ssize_t n;
-
-	for (;;) {
-		n = recv(wfd, m.buf, sizeof(m.buf), MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n <= 0) {
-			return count;
-		}
-		if (cz_proto_check(m.buf, (size_t)n) == CZ_MSG_CONN) {
-			deliver(&m, (size_t)n, fn, data);
-			count++;
-		}
-	}
-}
-
-/* --- the primary's copies ------------------------------------------------- */
-
-static bool seq_le(uint32_t a, uint32_t b)
-{
-	return (int32_t)(a - b) <= 0;
-}
+/* --- the book of what the worker has not taken ----------------------------- */
 
 void cz_rr_inflight_init(struct cz_rr_inflight *f)
 {
@@ -164,90 +120,182 @@ void cz_rr_inflight_init(struct cz_rr_inflight *f)
 	f->next_seq = 1;
 }
 
+static void book(struct cz_rr_inflight *f, uint32_t seq, size_t len)
+{
+	struct cz_rr_sent *e = &f->book[(f->head + f->len) % CZ_RR_BOOK_MAX];
+
+	e->seq = seq;
+	e->len = (uint32_t)len;
+	f->len++;
+	f->bytes += len;
+	f->n += seq != 0;
+}
+
+/* Drops the oldest message of the book; returns its seq (0: not a CONN). */
+static uint32_t unbook(struct cz_rr_inflight *f)
+{
+	struct cz_rr_sent *e = &f->book[f->head];
+
+	f->head = (f->head + 1) % CZ_RR_BOOK_MAX;
+	f->len--;
+	f->bytes -= e->len;
+	f->n -= e->seq != 0;
+	return e->seq;
+}
+
 int cz_rr_inflight_send(struct cz_rr_inflight *f, int fd, bool nonblock,
 	const struct cz_rr_conn *c)
 {
-	struct cz_rr_slot *s = f->slots;
 	uint32_t seq = f->next_seq;
-	int err;
+	int err = send_conn(fd, seq, nonblock, c);
 
-	while (s->seq != 0) {
-		s++; /* the caller made sure one is free */
-	}
-	err = cz_rr_chan_send_conn(fd, seq, nonblock, c);
 	if (err < 0) {
 		return err;
 	}
+	/* Never the last reference: the message in flight holds one. */
+	close(c->fd);
 	f->next_seq = seq + 1 == 0 ? 1 : seq + 1;
-	s->seq = seq;
-	s->c = *c;
-	f->n++;
+	book(f, seq, sizeof(struct cz_msg_conn));
 	return 0;
 }
 
-/*
- * An ACK_UPTO counts only if it is the highest seen: with several threads
- * accepting, one can overtake another, and a late, lower one must not
- * count again.  A plain ACK closes its own copy if it is still there.
- */
-int cz_rr_inflight_ack(struct cz_rr_inflight *f, uint32_t seq, bool upto)
+int cz_rr_inflight_send_other(struct cz_rr_inflight *f, int fd,
+	const void *msg, size_t len)
 {
-	unsigned i;
-	int freed = 0;
+	ssize_t n;
 
-	if (seq == 0 || seq_le(f->next_seq, seq)) {
-		return -EINVAL;
+	do {
+		n = send(fd, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		return -errno;
 	}
-	if (upto && seq_le(seq, f->acked)) {
+	book(f, 0, len);
+	return 0;
+}
+
+int cz_rr_chan_send_nudge(struct cz_rr_inflight *f, int fd)
+{
+	struct cz_msg_nudge m;
+
+	cz_proto_init(&m.hdr, CZ_MSG_NUDGE, 0);
+	return cz_rr_inflight_send_other(f, fd, &m, sizeof(m));
+}
+
+unsigned cz_rr_inflight_look(struct cz_rr_inflight *f, int wfd)
+{
+	unsigned taken = 0;
+	int queued = 0;
+
+	if (f->len == 0 || ioctl(wfd, SIOCINQ, &queued) < 0) {
 		return 0;
 	}
-	if (upto) {
-		f->acked = seq;
+	/* A SOCK_SEQPACKET socket counts every queued message's bytes. */
+	while (f->len > 0 && f->bytes > (size_t)queued) {
+		taken += unbook(f) != 0;
 	}
-	for (i = 0; i < CZ_RR_CREDIT_MAX && f->n > 0; i++) {
-		uint32_t s = f->slots[i].seq;
+	f->taken += taken;
+	return taken;
+}
 
-		if (s != 0 && (upto ? seq_le(s, seq) : s == seq)) {
-			if (f->wait != NULL) {
-				cz_stats_wait_observe(f->wait, f->slots[i].c.accepted_ns);
+/*
+ * One message off the worker's end, its fd received into the slot the
+ * spare made free.  Returns its length, 0 when nothing is left (or no
+ * slot could be made free), or -errno; *cfd is the fd or -1.
+ */
+static ssize_t recv_back(int wfd, int *spare, union rr_msg *m, int *cfd)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct iovec iov = { m->buf, sizeof(m->buf) };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = u.buf, .msg_controllen = sizeof(u.buf),
+	};
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	*cfd = -1;
+	if (*spare < 0 && (*spare = eventfd(0, EFD_CLOEXEC)) < 0) {
+		return 0;
+	}
+	close(*spare);
+	do {
+		n = recvmsg(wfd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		n = errno == EAGAIN ? 0 : -errno;
+	}
+	*spare = eventfd(0, EFD_CLOEXEC);
+	cm = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
+	if (cm != NULL && cm->cmsg_level == SOL_SOCKET &&
+	    cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
+		memcpy(cfd, CMSG_DATA(cm), sizeof(int));
+	}
+	return n;
+}
+
+/* Whether `e` is the message read back: a CONN by its seq, others by size. */
+static bool booked_as(const struct cz_rr_sent *e, uint32_t seq, size_t len)
+{
+	return seq != 0 ? e->seq == seq : e->seq == 0 && e->len == len;
+}
+
+/* What a CONN read back says, as the connection it carries. */
+static void conn_of(const struct cz_msg_conn *m, int cfd, struct cz_rr_conn *c)
+{
+	memset(c, 0, offsetof(struct cz_rr_conn, peer));
+	c->fd = cfd;
+	c->plen = m->peer.len <= sizeof(c->peer) ? m->peer.len : 0;
+	memcpy(&c->peer, &m->peer.ss, c->plen);
+}
+
+unsigned cz_rr_inflight_reclaim(struct cz_rr_inflight *f, int wfd, int *spare,
+	cz_rr_conn_fn *fn, void *data)
+{
+	union rr_msg m;
+	struct cz_rr_conn c;
+	unsigned count = 0;
+	uint32_t seq;
+	ssize_t n;
+	int cfd, type, left = 0;
+
+	/* What is queued now, and no more: `fn` may send elsewhere. */
+	if (ioctl(wfd, SIOCINQ, &left) < 0) {
+		return 0;
+	}
+	cz_rr_inflight_look(f, wfd);
+	while (left > 0 && (n = recv_back(wfd, spare, &m, &cfd)) > 0) {
+		left -= (int)n;
+		type = cz_proto_check(m.buf, (size_t)n);
+		seq = type == CZ_MSG_CONN ? m.hdr.seq : 0;
+		/* Older ones were taken by the worker since the look. */
+		while (f->len > 0 && !booked_as(&f->book[f->head], seq, (size_t)n)) {
+			f->taken += unbook(f) != 0;
+		}
+		if (f->len > 0) {
+			unbook(f);
+		}
+		if (type == CZ_MSG_CONN && cfd < 0) {
+			cz_log(CZ_LOG_ERROR, "a connection taken back from a worker "
+				"was lost: its fd could not be received");
+		}
+		if (type != CZ_MSG_CONN || cfd < 0) {
+			if (cfd >= 0) {
+				close(cfd);
 			}
-			close(f->slots[i].c.fd);
-			f->slots[i].seq = 0;
-			f->n--;
-			freed = 1;
+			continue;
 		}
+		conn_of(&m.conn, cfd, &c);
+		fn(data, &c);
+		count++;
 	}
-	return freed;
+	return count;
 }
 
-int cz_rr_inflight_take(struct cz_rr_inflight *f, uint32_t seq,
-	struct cz_rr_conn *c)
-{
-	unsigned i;
-
-	for (i = 0; i < CZ_RR_CREDIT_MAX && seq != 0; i++) {
-		if (f->slots[i].seq == seq) {
-			*c = f->slots[i].c;
-			f->slots[i].seq = 0;
-			f->n--;
-			return 0;
-		}
-	}
-	return -ENOENT;
-}
-
-void cz_rr_inflight_close(struct cz_rr_inflight *f)
-{
-	unsigned i;
-
-	for (i = 0; i < CZ_RR_CREDIT_MAX; i++) {
-		if (f->slots[i].seq != 0) {
-			close(f->slots[i].c.fd);
-			f->slots[i].seq = 0;
-		}
-	}
-	f->n = 0;
-}
+/* --- accepting --------------------------------------------------------------- */
 
 bool cz_rr_accept_transient(int err)
 {

@@ -1,11 +1,11 @@
 /*
  * The channel side of the rr dispatcher (rr.h): the messages the primary
- * sends on its end of a channel (CONN, NUDGE) and reads from either end
- * (ACK/NACK from the worker; CONNs read back from the worker's end because
- * the worker never took them), the book of connections in flight on a
- * channel (the primary's copies, by seq), and the FIFO of connections not
- * yet sent.  Fixed-size or grow-to-peak storage: nothing is allocated per
- * connection.  Which channel gets what is rr.c's business.
+ * sends on its end of a channel (CONN, NUDGE) and reads from it (NACK from
+ * the worker), the book of messages the worker has not been seen to take,
+ * what is taken back from the worker's end (CONNs, with their fds, that
+ * the worker never took), and the FIFO of connections not yet sent.
+ * Fixed-size or grow-to-peak storage: nothing is allocated per connection.
+ * Which channel gets what is rr.c's business.
  */
 #ifndef CZ_LAUNCHER_RR_CHAN_H
 #define CZ_LAUNCHER_RR_CHAN_H
@@ -51,59 +51,66 @@ void cz_rr_fifo_pop(struct cz_rr_fifo *f);
 void cz_rr_fifo_free(struct cz_rr_fifo *f);
 
 /*
- * The connections sent on a channel and not yet acknowledged: the
- * primary's copies, by seq (seq 0 = free slot), so a connection the worker
- * never took can be given to another.  Fixed size: no allocation.
+ * The messages sent on a channel that the worker has not been seen to
+ * take, oldest first.  The primary keeps no copy of a connection: the
+ * message in flight holds its fd.  What the worker took is learnt from the
+ * kernel: the bytes still queued on the worker's end (SIOCINQ on the
+ * primary's dup of it) are the newest messages of the book, the others
+ * were taken.  At most CZ_RR_CREDIT_MAX CONNs, a NUDGE and the channel's
+ * first message: fixed size, no allocation.
  */
+#define CZ_RR_BOOK_MAX (CZ_RR_CREDIT_MAX + 2)
 struct cz_rr_inflight {
 	uint32_t next_seq; /* of the next CONN: 1, 2, ... (0 skipped) */
-	uint32_t acked;    /* the highest seq ACK_UPTO covered */
-	unsigned n;        /* slots in use */
-	struct cz_stats_wait *wait; /* each ACKed copy's wait; NULL: none */
-	struct cz_rr_slot {
-		uint32_t seq;
-		struct cz_rr_conn c;
-	} slots[CZ_RR_CREDIT_MAX];
+	unsigned n;        /* CONNs in the book: queued, or taken since the last look */
+	unsigned head, len;
+	size_t bytes;      /* the book's messages, summed */
+	uint64_t taken;    /* CONNs the worker was seen to take, in all */
+	struct cz_rr_sent {
+		uint32_t seq;  /* a CONN's; 0: another message */
+		uint32_t len;
+	} book[CZ_RR_BOOK_MAX];
 };
 
 void cz_rr_inflight_init(struct cz_rr_inflight *f);
 
 /*
- * Sends `c` as the next CONN on the primary's end `fd` and keeps it in a
- * free slot (the caller checks f->n < CZ_RR_CREDIT_MAX).  Returns 0, or
- * -errno and nothing is kept.
+ * Sends `c` as the next CONN on the primary's end `fd`, then closes c->fd
+ * (the message holds the connection now) and books it; the caller checks
+ * f->len < CZ_RR_BOOK_MAX.  Returns 0, or -errno and c->fd is still the
+ * caller's.
  */
 int cz_rr_inflight_send(struct cz_rr_inflight *f, int fd, bool nonblock,
 	const struct cz_rr_conn *c);
 
-/*
- * ACK `seq`: closes its copy, or with `upto` (ACK_UPTO) the copies of
- * every seq up to it.  Returns 1 when it freed something, 0 for an ACK
- * that adds nothing (a stale one, or one of a seq read back), -EINVAL for
- * one beyond what was sent.
- */
-int cz_rr_inflight_ack(struct cz_rr_inflight *f, uint32_t seq, bool upto);
-
-/* Removes the copy of `seq` into *c (the caller owns it); -ENOENT. */
-int cz_rr_inflight_take(struct cz_rr_inflight *f, uint32_t seq,
-	struct cz_rr_conn *c);
-
-/* Closes every copy left (the worker took them: it has its own). */
-void cz_rr_inflight_close(struct cz_rr_inflight *f);
+/* Sends another message (a NUDGE, or the channel's first) and books it. */
+int cz_rr_inflight_send_other(struct cz_rr_inflight *f, int fd,
+	const void *msg, size_t len);
 
 /*
- * Sends CONN `seq` with `c->fd` attached on the primary's end `fd`,
- * without blocking.  `nonblock` tells the worker whether the connection is
- * O_NONBLOCK.  The caller keeps its copy of c->fd.  Returns 0 or -errno.
+ * Looks at what is queued on the worker's end `wfd`: what is no longer
+ * there leaves the book.  Returns how many CONNs the worker took since
+ * the last look.
  */
-int cz_rr_chan_send_conn(int fd, uint32_t seq, bool nonblock,
-	const struct cz_rr_conn *c);
+unsigned cz_rr_inflight_look(struct cz_rr_inflight *f, int wfd);
 
-/* Bytes sent on the primary's end `fd` that the worker has not read. */
-int cz_rr_chan_outq(int fd);
+/* Called with each connection taken back; `c` (fd included) is the callee's. */
+typedef void cz_rr_conn_fn(void *data, const struct cz_rr_conn *c);
+
+/*
+ * Takes back everything still queued on the worker's end `wfd` (the kernel
+ * gives each message to one reader, so each CONN read here is one the
+ * worker never took) and calls `fn` with each connection, its fd received.
+ * Each receive goes into an fd slot that `*spare` (an fd the caller keeps
+ * for this, or -1) made free, so the launcher's own fd limit loses no
+ * connection: without one it stops, and what is left stays queued.
+ * Returns how many connections it took back.
+ */
+unsigned cz_rr_inflight_reclaim(struct cz_rr_inflight *f, int wfd, int *spare,
+	cz_rr_conn_fn *fn, void *data);
 
 /* Sends a NUDGE (no fd) without blocking.  Returns 0 or -errno. */
-int cz_rr_chan_send_nudge(int fd);
+int cz_rr_chan_send_nudge(struct cz_rr_inflight *f, int fd);
 
 /*
  * Called once per message read: its type (enum cz_msg_type, or a negative
@@ -113,18 +120,10 @@ typedef void cz_rr_chan_msg_fn(void *data, int type, uint32_t seq,
 	size_t len);
 
 /*
- * Reads every message queued on the primary's end `fd` (ACK/NACK), many per
+ * Reads every message queued on the primary's end `fd` (NACKs), many per
  * syscall, and calls `fn` for each.  Any fd a worker attaches is dropped by
  * the kernel.  Returns how many were read.
  */
-unsigned cz_rr_chan_read_acks(int fd, cz_rr_chan_msg_fn *fn, void *data);
-
-/*
- * Reads back every message still queued on the worker's end `wfd`: the
- * kernel gives each message to one reader, so each CONN read here is one
- * the worker never took.  The fds they carry are dropped (the primary has
- * its own copies); `fn` is called for each CONN.  Returns how many.
- */
-unsigned cz_rr_chan_read_back(int wfd, cz_rr_chan_msg_fn *fn, void *data);
+unsigned cz_rr_chan_read_msgs(int fd, cz_rr_chan_msg_fn *fn, void *data);
 
 #endif

@@ -5,10 +5,10 @@
  * atomic.  Counters of the supervisor live in `cz_stats`; each rr listener
  * has its own struct cz_stats_listener.
  *
- * How long a connection waits in the primary (from accept to the worker's
- * acknowledgement) is measured on a clock read once per loop event, not
- * once per connection: cz_stats_clock() at the start of the callback that
- * accepts or reads acknowledgements, cz_stats_now_ns in between.
+ * How long a connection waits in the primary (from accept until it is
+ * first sent to a worker's channel) is measured on a clock read once per
+ * loop event, not once per connection: cz_stats_clock() at the start of
+ * the callback that accepts or sends, cz_stats_now_ns in between.
  */
 #ifndef CZ_LAUNCHER_STATS_H
 #define CZ_LAUNCHER_STATS_H
@@ -57,7 +57,7 @@ static inline uint64_t cz_stats_clock(void)
 	return cz_stats_now_ns;
 }
 
-/* A connection accepted at `since_ns` (0: unknown) was acknowledged now. */
+/* A connection accepted at `since_ns` (0: unknown) was sent now. */
 void cz_stats_wait_observe(struct cz_stats_wait *w, uint64_t since_ns);
 
 #endif

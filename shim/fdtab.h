@@ -50,7 +50,6 @@ struct cz_fdrec {
 	struct cz_addr asked; /* the address the app passed to bind() */
 	struct cz_sockopts opts;
 	struct cz_fd_opt rec[CZ_FD_NOPTS];
-	uint32_t ack_pending; /* rr: the highest ACK owed (not sent), or 0 */
 };
 
 /*

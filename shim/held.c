@@ -213,6 +213,18 @@ void cz_held_add(int fd)
 	}
 }
 
+void cz_held_receiving(int delta)
+{
+	if (my_entry() == NULL) {
+		return;
+	}
+	if (delta > 0) {
+		count_up();
+	} else {
+		count_down();
+	}
+}
+
 void cz_held_drop(int fd)
 {
 	if (in_range(fd) && clear_mark(fd)) {

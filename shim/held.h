@@ -44,6 +44,14 @@ void cz_held_attach(int memfd);
 /* `fd` holds a connection just accepted through the shim. */
 void cz_held_add(int fd);
 
+/*
+ * A receive off an rr channel starts (+1) or has ended (-1), its
+ * connection, if any, marked in between: a connection is counted from
+ * before it leaves the channel, so the primary, which counts what is
+ * queued there, never finds it in neither count.
+ */
+void cz_held_receiving(int delta);
+
 /* `fd` is about to be closed, or now refers to something else. */
 void cz_held_drop(int fd);
 

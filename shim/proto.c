@@ -26,10 +26,8 @@ size_t cz_proto_size(unsigned type)
 		return sizeof(struct cz_msg_nudge);
 	case CZ_MSG_IDENT:
 		return sizeof(struct cz_msg_ident);
-	case CZ_MSG_ACK:
 	case CZ_MSG_NACK:
-	case CZ_MSG_ACK_UPTO:
-		return sizeof(struct cz_msg_ack);
+		return sizeof(struct cz_msg_nack);
 	default:
 		return 0;
 	}

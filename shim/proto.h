@@ -41,13 +41,14 @@
  * primary; the worker end is handed over in the LISTEN reply and the shim
  * installs it at the app's listening fd number, so the app's epoll/poll/select
  * see it readable when a connection waits.  The primary sends CONN (with the
- * connection's fd) and NUDGE (no fd); the worker answers each CONN it took
- * with ACK and each CONN whose fd it could not receive (MSG_CTRUNC) with
- * NACK, so the primary re-dispatches that connection.  An ACK names one
- * connection: with several threads accepting, a later connection's ACK can
- * overtake an earlier one's NACK.  Only when an ACK could not be sent does
- * the worker fall back to ACK_UPTO, which covers everything up to its seq.
- * A channel belongs to the control connection that asked for it and goes
+ * connection's fd) and NUDGE (no fd), and closes its own copy of the fd at
+ * once: the message in flight holds the connection.  The worker does not
+ * acknowledge: the primary learns what it took from the kernel (the bytes
+ * still queued on the worker's end, of which it keeps a dup), and takes
+ * back what is queued, fds and all, from that dup when the worker stops,
+ * stalls or dies.  The shim receives only into an fd slot it made free
+ * (shim/spare.h); when it has none it sends NACK (seq 0), and the primary
+ * takes back everything queued in the channel.  A channel belongs to the control connection that asked for it and goes
  * when that connection goes (or on RELEASE, or when its worker exits).
  * The primary keeps a dup of the worker end, so it can tell a channel by
  * the inode of its socket: a channel that reaches a process some other
@@ -108,7 +109,7 @@
 /* --- framing ---------------------------------------------------------- */
 
 #define CZ_PROTO_MAGIC 0x7a63u /* "cz" */
-#define CZ_PROTO_VERSION 2u
+#define CZ_PROTO_VERSION 3u
 
 /* Limits: see the top of this file. */
 #define CZ_MAX_CONNS 128
@@ -129,10 +130,8 @@ enum cz_msg_type {
 	CZ_MSG_CONN = 32,
 	CZ_MSG_NUDGE = 33,
 	CZ_MSG_IDENT = 34,
-	/* channel, worker -> primary */
-	CZ_MSG_ACK = 48,
+	/* channel, worker -> primary (48 and 50 were ACKs, before version 3) */
 	CZ_MSG_NACK = 49,
-	CZ_MSG_ACK_UPTO = 50,
 };
 
 struct cz_msg_hdr {
@@ -311,10 +310,9 @@ struct cz_msg_ident {
 	struct cz_addr bound; /* the listening socket's address */
 };
 
-/* ACK: CONN hdr.seq was taken.  ACK_UPTO: every CONN with seq <= hdr.seq
- * was taken.  NACK: the fd of CONN hdr.seq was lost (MSG_CTRUNC); give
- * that connection to someone else. */
-struct cz_msg_ack {
+/* NACK: seq 0.  The worker cannot receive a connection now (it is at its
+ * open-files limit): what is queued in the channel goes to other workers. */
+struct cz_msg_nack {
 	struct cz_msg_hdr hdr;
 };
 

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "node.h"
 #include "sockopt.h"
+#include "spare.h"
 #include "syms.h"
 
 struct ident {
@@ -543,45 +544,17 @@ int shim_sendmmsg(int fd, struct mmsghdr *vec, unsigned n, int flags)
 
 /* --- accept on an rr channel --------------------------------------------- */
 
-/* Sends an ACK-type message; false if it could not go out for now. */
-static bool send_ack_now(int fd, int type, uint32_t seq)
-{
-	struct cz_msg_ack m;
-
-	cz_proto_init(&m.hdr, (enum cz_msg_type)type, seq);
-	return send(fd, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL) >= 0 ||
-	       (errno != EAGAIN && errno != ENOBUFS && errno != EINTR);
-}
-
 /*
- * An ACK names one connection, so that it cannot cover one another thread
- * is NACKing.  One that could not be sent is owed: the highest owed goes
- * out with the next accept as ACK_UPTO, which covers it and all before.
+ * This process cannot take a connection now (no fd to spare): the primary
+ * takes back what is queued in the channel and gives it to other workers.
+ * Should the NACK not go out, its stall check does the same.
  */
-static void ack(int fd, struct cz_fdrec *rec, uint32_t seq)
+static void send_nack(int fd)
 {
-	uint32_t owed;
+	struct cz_msg_nack m;
 
-	if (send_ack_now(fd, CZ_MSG_ACK, seq)) {
-		return;
-	}
-	owed = __atomic_load_n(&rec->ack_pending, __ATOMIC_RELAXED);
-	while ((owed == 0 || (int32_t)(seq - owed) > 0) &&
-	       !__atomic_compare_exchange_n(&rec->ack_pending, &owed, seq, 1,
-			__ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-	}
-}
-
-/* Sends the ACK_UPTO owed, if any. */
-static void ack_owed(int fd, struct cz_fdrec *rec)
-{
-	uint32_t owed = __atomic_load_n(&rec->ack_pending, __ATOMIC_RELAXED);
-
-	if (owed != 0 && send_ack_now(fd, CZ_MSG_ACK_UPTO, owed)) {
-		/* Unless a later one became owed meanwhile. */
-		__atomic_compare_exchange_n(&rec->ack_pending, &owed, 0, 0,
-			__ATOMIC_RELAXED, __ATOMIC_RELAXED);
-	}
+	cz_proto_init(&m.hdr, CZ_MSG_NACK, 0);
+	(void)send(fd, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 /*
@@ -618,21 +591,54 @@ static int conn_fd_ready(int cfd, const struct cz_msg_conn *c, int flags)
 	return real_fcntl(cfd, F_SETFL, (void *)(long)(fl & ~O_ASYNC));
 }
 
-static int rr_accept(int fd, struct cz_fdrec *rec, struct sockaddr *addr,
-	socklen_t *len, int flags)
+/*
+ * Waits until a message is queued, without taking it, as the app's fd
+ * says: at once for a non-blocking one, else blocking, with its
+ * SO_RCVTIMEO and its signals, as accept() would.  > 0, 0 at EOF, -errno.
+ */
+static ssize_t wait_queued(int fd)
+{
+	char b;
+	ssize_t n = recv(fd, &b, 1, MSG_PEEK);
+
+	return n < 0 ? -errno : n;
+}
+
+/*
+ * The primary keeps no copy of a connection it sent: receiving it must not
+ * fail for want of an fd slot (the kernel would drop the fd, and with it
+ * the connection).  So each receive goes into a slot a spare made free
+ * (spare.h), without blocking; the wait for a connection is a peek, which
+ * takes nothing.
+ */
+static int rr_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	union {
 		struct cz_msg_conn c;
 		unsigned char raw[CZ_MSG_MAX];
 	} in;
-	int rflags = (flags & SOCK_CLOEXEC) ? MSG_CMSG_CLOEXEC : 0;
+	int rflags = MSG_DONTWAIT | ((flags & SOCK_CLOEXEC) ? MSG_CMSG_CLOEXEC : 0);
 
-	ack_owed(fd, rec);
 	for (;;) {
 		bool trunc;
 		int cfd;
-		ssize_t n = cz_ctl_recv(fd, &in, sizeof(in), rflags, &cfd, &trunc);
+		ssize_t n;
 
+		if (cz_spare_free_slot() < 0) {
+			send_nack(fd);
+			return -EMFILE;
+		}
+		cz_held_receiving(1);
+		n = cz_ctl_recv(fd, &in, sizeof(in), rflags, &cfd, &trunc);
+		if (n > 0 && cfd >= 0 && !trunc &&
+		    cz_proto_check(&in, (size_t)n) == CZ_MSG_CONN) {
+			cz_held_add(cfd);
+		}
+		cz_held_receiving(-1);
+		cz_spare_restore();
+		if (n == -EAGAIN && (n = wait_queued(fd)) > 0) {
+			continue;
+		}
 		if (n < 0) {
 			return (int)n;
 		}
@@ -646,16 +652,16 @@ static int rr_accept(int fd, struct cz_fdrec *rec, struct sockaddr *addr,
 			continue; /* NUDGE, or garbage */
 		}
 		if (cfd < 0 || trunc) {
+			/* Another thread of the app took the freed slot. */
 			if (cfd >= 0) {
 				real_close(cfd);
 			}
-			(void)send_ack_now(fd, CZ_MSG_NACK, in.c.hdr.seq);
+			cz_log_warn("fd %d: a connection was lost: the process "
+				"ran out of fds while receiving it", fd);
+			send_nack(fd);
 			return -EMFILE;
 		}
 		conn_fd_ready(cfd, &in.c, flags);
-		/* Counted before the ACK: the primary never sees it in neither. */
-		cz_held_add(cfd);
-		ack(fd, rec, in.c.hdr.seq);
 		fill_addr(&in.c.peer, addr, len);
 		forget(cfd);
 		return cfd;
@@ -672,7 +678,7 @@ int shim_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags,
 		if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
 			return -EINVAL;
 		}
-		return rr_accept(fd, rec, addr, len, flags);
+		return rr_accept(fd, addr, len, flags);
 	}
 	if (rec != NULL && rec->state == CZ_FD_INTERNAL) {
 		return -EBADF;

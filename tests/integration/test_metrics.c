@@ -157,7 +157,7 @@ struct wait_count {
 	double want;
 };
 
-/* The wait histogram counts a connection when its ACK is read. */
+/* The wait histogram counts a connection when it is first sent to a worker. */
 static bool histogram_reached(void *arg)
 {
 	struct wait_count *w = arg;

@@ -233,7 +233,7 @@ Test(security_peers, a_stranger_of_the_workers_uid_gets_nothing)
  * the launcher) and exits without closing them, as a crashing server
  * would; the worker then serves on the same port.  The launcher frees the
  * 40 channels at once: its fds drop back, and no connection is sent to a
- * channel nobody reads (that would show as "no ACK" stalls).
+ * channel nobody reads (that would show as "nothing taken" stalls).
  */
 Test(security_peers, a_process_that_exits_takes_its_channels_along)
 {
@@ -273,7 +273,7 @@ Test(security_peers, a_process_that_exits_takes_its_channels_along)
 	for (int i = 0; i < 20; i++) {
 		cr_expect_eq(pids[i], w[40].pid, "answered by the server");
 	}
-	cr_expect_eq(czt_count(p, CZT_ERR, "no ACK for"), 0, "no connection went to a channel "
+	cr_expect_eq(czt_count(p, CZT_ERR, "nothing taken for"), 0, "no connection went to a channel "
 		"of the exited process");
 	czt_stop(p);
 }

@@ -1,7 +1,7 @@
 /*
  * The rr dispatcher, driven directly: the test plays the workers by
- * reading their channel ends and writing ACK/NACK, and runs the loop
- * without blocking (UV_RUN_NOWAIT) for the primary to react.
+ * reading their channel ends (and writing a NACK), and runs the loop
+ * without blocking (UV_RUN_NOWAIT), or the tick, for the primary to react.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -128,21 +129,22 @@ static unsigned count_queued(int fd)
 	return n;
 }
 
-static void reply(int fd, enum cz_msg_type type, uint32_t seq)
+static void nack(int fd)
 {
-	struct cz_msg_ack a;
+	struct cz_msg_nack a;
 
-	cz_proto_init(&a.hdr, type, seq);
+	cz_proto_init(&a.hdr, CZ_MSG_NACK, 0);
 	cr_assert_eq(send(fd, &a, sizeof(a), 0), (ssize_t)sizeof(a));
 	uv_run(&loop, UV_RUN_NOWAIT);
 }
 
-static unsigned inflight(unsigned i)
+/* CONNs queued in channel i, as the primary sees them now. */
+static unsigned queued(unsigned i)
 {
 	struct cz_rr_chan_info info;
 
 	cr_assert_eq(cz_rr_chan_info(rr, chan[i], &info), 0);
-	return info.inflight;
+	return info.queued;
 }
 
 static bool stalled(unsigned i)
@@ -151,6 +153,14 @@ static bool stalled(unsigned i)
 
 	cr_assert_eq(cz_rr_chan_info(rr, chan[i], &info), 0);
 	return info.stalled;
+}
+
+/* Whether `peer`'s connection is the one `cfd` is the other end of. */
+static bool same_conn(int cfd, int peer)
+{
+	char b[4];
+
+	return write(cfd, "hi", 2) == 2 && read(peer, b, sizeof(b)) == 2;
 }
 
 Test(rr, round_robin_over_channels)
@@ -162,14 +172,31 @@ Test(rr, round_robin_over_channels)
 		close(give_conn());
 	}
 	for (i = 0; i < NCH; i++) {
-		cr_assert_eq(inflight(i), 3);
+		cr_assert_eq(queued(i), 3);
 		cr_assert_eq(take_conn(wfd[i]), 1);
 		cr_assert_eq(take_conn(wfd[i]), 2);
 		cr_assert_eq(take_conn(wfd[i]), 3);
 	}
 }
 
-Test(rr, credit_limits_and_cumulative_ack_frees_it)
+/* The primary keeps no copy: the worker's close is the connection's end. */
+Test(rr, the_worker_closing_a_connection_ends_it_at_once)
+{
+	uint32_t seq;
+	int peer, cfd;
+	char b;
+
+	open_chans(1);
+	peer = give_conn();
+	cr_assert_eq(take(wfd[0], &seq, &cfd), CZ_MSG_CONN);
+	cr_assert(same_conn(cfd, peer));
+	close(cfd);
+	cr_assert_eq(recv(peer, &b, 1, MSG_DONTWAIT), 0,
+		"end of file, with the loop never run");
+	close(peer);
+}
+
+Test(rr, credit_limits_and_a_look_frees_it)
 {
 	unsigned i;
 
@@ -179,7 +206,7 @@ Test(rr, credit_limits_and_cumulative_ack_frees_it)
 		close(give_conn());
 	}
 	for (i = 0; i < NCH; i++) {
-		cr_assert_eq(inflight(i), CZ_RR_CREDIT);
+		cr_assert_eq(queued(i), CZ_RR_CREDIT);
 	}
 	cr_assert_eq(cz_rr_pending(lst), 2);
 	cr_assert(cz_rr_polling(lst), "no credit: a few are held, accepting goes on");
@@ -188,15 +215,37 @@ Test(rr, credit_limits_and_cumulative_ack_frees_it)
 	}
 	cr_assert_eq(cz_rr_pending(lst), CZ_RR_HOLD);
 	cr_assert_not(cz_rr_polling(lst), "as many held as allowed: listener paused");
-	/* Channel 1 takes everything; one ACK_UPTO acknowledges all four. */
+	/* Channel 1 takes everything; nothing is sent back, the tick looks. */
 	for (i = 0; i < CZ_RR_CREDIT; i++) {
 		take_conn(wfd[1]);
 	}
-	reply(wfd[1], CZ_MSG_ACK_UPTO, CZ_RR_CREDIT);
-	cr_assert_eq(inflight(1), CZ_RR_CREDIT,
+	cz_rr_tick(rr);
+	cr_assert_eq(queued(1), CZ_RR_CREDIT,
 		"the oldest held went to the only one with credit");
 	cr_assert_eq(cz_rr_pending(lst), CZ_RR_HOLD - CZ_RR_CREDIT);
 	cr_assert(cz_rr_polling(lst));
+}
+
+/* Without a tick or a new connection, the hold timer looks again. */
+Test(rr, held_connections_go_once_a_worker_takes_some)
+{
+	unsigned i;
+
+	open_chans(1);
+	cz_rr_tick_stop(rr);
+	for (i = 0; i < CZ_RR_CREDIT + 2; i++) {
+		close(give_conn());
+	}
+	cr_assert_eq(cz_rr_pending(lst), 2);
+	take_conn(wfd[0]);
+	take_conn(wfd[0]);
+	/* No tick, no event: only the hold timer can send them. */
+	for (i = 0; i < 5000 && cz_rr_pending(lst) > 0; i++) {
+		usleep(1000);
+		uv_run(&loop, UV_RUN_NOWAIT);
+	}
+	cr_assert_eq(cz_rr_pending(lst), 0, "both held ones were sent");
+	cr_assert_eq(queued(0), CZ_RR_CREDIT);
 }
 
 Test(rr, full_channels_are_skipped)
@@ -209,10 +258,9 @@ Test(rr, full_channels_are_skipped)
 		close(give_conn());
 	}
 	take_conn(wfd[0]);
-	reply(wfd[0], CZ_MSG_ACK, 1);
 	close(give_conn());
-	cr_assert_eq(inflight(0), CZ_RR_CREDIT);
-	cr_assert_eq(inflight(1), CZ_RR_CREDIT);
+	cr_assert_eq(queued(0), CZ_RR_CREDIT);
+	cr_assert_eq(queued(1), CZ_RR_CREDIT);
 	cr_assert_eq(count_queued(wfd[1]), CZ_RR_CREDIT);
 }
 
@@ -220,33 +268,31 @@ Test(rr, stalled_channel_is_skipped_and_reclaimed)
 {
 	int peer, cfd;
 	uint32_t seq;
-	char b[4];
 
 	open_chans(2);
 	peer = give_conn(); /* to channel 0 */
 	close(give_conn()); /* to channel 1 */
 	take_conn(wfd[1]);
-	reply(wfd[1], CZ_MSG_ACK, 1);
 	cz_rr_set_now(rr, 1000 + CZ_RR_STALL_MS + 1);
 	cz_rr_tick(rr);
 	cr_assert(stalled(0));
-	cr_assert_eq(inflight(0), 0, "the untaken one was read back");
-	cr_assert_eq(inflight(1), 1, "... and given to channel 1");
+	cr_assert_eq(queued(0), 0, "the untaken one was taken back");
+	cr_assert_eq(queued(1), 1, "... and given to channel 1");
+	cr_assert_not(stalled(1), "channel 1 took its own: it made progress");
 	cr_assert_eq(take(wfd[1], &seq, &cfd), CZ_MSG_CONN);
-	cr_assert_eq(write(cfd, "hi", 2), 2);
-	cr_assert_eq(read(peer, b, sizeof(b)), 2, "it is the same connection");
+	cr_assert(same_conn(cfd, peer), "it is the same connection, fd and all");
 	close(cfd);
 	close(peer);
 	/* While stalled it gets nothing. */
 	close(give_conn());
-	cr_assert_eq(inflight(0), 0);
+	cr_assert_eq(queued(0), 0);
 	/* The worker wakes up and reads the nudge: back in the rotation. */
 	cr_assert_eq(take(wfd[0], &seq, &cfd), CZ_MSG_NUDGE);
 	cz_rr_tick(rr);
 	cr_assert_not(stalled(0));
 }
 
-Test(rr, taken_but_unacked_copies_stay_until_ack)
+Test(rr, taking_is_progress)
 {
 	open_chans(1);
 	close(give_conn());
@@ -254,14 +300,19 @@ Test(rr, taken_but_unacked_copies_stay_until_ack)
 	take_conn(wfd[0]);
 	cz_rr_set_now(rr, 1000 + CZ_RR_STALL_MS + 1);
 	cz_rr_tick(rr);
-	cr_assert_eq(inflight(0), 1, "the taken one is kept; the other waits");
-	cr_assert_eq(cz_rr_pending(lst), 1);
-	reply(wfd[0], CZ_MSG_ACK, 1);
-	cr_assert_eq(inflight(0), 1, "ACK un-stalls: the waiting one is sent");
-	cr_assert_eq(cz_rr_pending(lst), 0);
+	cr_assert_not(stalled(0), "it took one since the last look");
+	cr_assert_eq(queued(0), 1);
+	cz_rr_set_now(rr, 1000 + 2 * CZ_RR_STALL_MS + 2);
+	cz_rr_tick(rr);
+	cr_assert(stalled(0), "nothing taken since");
+	cr_assert_eq(cz_rr_pending(lst), 1, "taken back, held for a worker");
 }
 
-Test(rr, vanished_worker_connections_go_to_others)
+/*
+ * A worker that died: what is queued goes to the others.  The one it
+ * received is its own (lost if it never served it, as under any primary).
+ */
+Test(rr, dead_worker_queued_connections_go_to_others)
 {
 	unsigned i;
 
@@ -269,34 +320,40 @@ Test(rr, vanished_worker_connections_go_to_others)
 	for (i = 0; i < 2 * NCH; i++) {
 		close(give_conn());
 	}
-	/* Worker 11 received one and died before acknowledging it (killed
-	 * inside recvmsg): it never reached the app, so it goes elsewhere. */
 	take_conn(wfd[1]);
 	cz_rr_worker_exited(rr, 11);
 	cr_assert_eq(cz_rr_chan_info(rr, chan[1], &(struct cz_rr_chan_info){ 0 }),
 		-ENOENT);
-	cr_assert_eq(inflight(0) + inflight(2), 2 * NCH);
+	cr_assert_eq(queued(0) + queued(2), 2 * NCH - 1);
 	cr_assert_eq(cz_rr_pending(lst), 0);
 	for (i = 0; i < 6; i++) {
 		close(give_conn());
 	}
-	cr_assert_eq(inflight(0), CZ_RR_CREDIT);
-	cr_assert_eq(inflight(2), CZ_RR_CREDIT);
+	cr_assert_eq(queued(0), CZ_RR_CREDIT);
+	cr_assert_eq(queued(2), CZ_RR_CREDIT);
 }
 
-Test(rr, dead_worker_keeps_what_it_acknowledged)
+/* Taken back from a channel that goes: never sent into it again. */
+Test(rr, a_going_channel_gets_none_of_its_own_back)
 {
 	unsigned i;
 
-	open_chans(NCH);
-	for (i = 0; i < 2 * NCH; i++) {
+	open_chans(2);
+	for (i = 0; i < 4; i++) {
 		close(give_conn());
 	}
-	/* The ACK is still queued when the exit is handled: it counts. */
-	reply(wfd[1], CZ_MSG_ACK, take_conn(wfd[1]));
-	cz_rr_worker_exited(rr, 11);
-	cr_assert_eq(inflight(0) + inflight(2), 2 * NCH - 1);
+	/* Next in turn is channel 0, which has room once emptied. */
+	cz_rr_worker_exited(rr, 10);
+	cr_assert_eq(queued(1), 4, "worker 10's two went to worker 11");
 	cr_assert_eq(cz_rr_pending(lst), 0);
+	/* Now worker 11 goes, and no one has room: they are held. */
+	open_chans(1); /* channel 0 again: worker 10's slot, a new id */
+	for (i = 0; i < CZ_RR_CREDIT; i++) {
+		close(give_conn());
+	}
+	cr_assert_eq(queued(0), CZ_RR_CREDIT);
+	cz_rr_worker_exited(rr, 11);
+	cr_assert_eq(cz_rr_pending(lst), 4, "held for a worker with room");
 }
 
 Test(rr, stopping_worker_gets_nothing_more)
@@ -305,23 +362,38 @@ Test(rr, stopping_worker_gets_nothing_more)
 	close(give_conn());
 	close(give_conn());
 	cz_rr_worker_stopping(rr, 10);
-	cr_assert_eq(inflight(0), 0);
-	cr_assert_eq(inflight(1), 2);
+	cr_assert_eq(queued(0), 0);
+	cr_assert_eq(queued(1), 2);
 	close(give_conn());
-	cr_assert_eq(inflight(1), 3);
+	cr_assert_eq(queued(1), 3);
 }
 
-Test(rr, nack_redispatches)
+/* A worker out of fds takes nothing: what is queued for it goes elsewhere. */
+Test(rr, nack_takes_back_what_is_queued)
 {
 	uint32_t seq;
+	int peer, cfd;
 
 	open_chans(2);
+	peer = give_conn(); /* seq 1 on channel 0 */
+	close(give_conn()); /* channel 1 */
+	close(give_conn()); /* seq 2 on channel 0 */
+	nack(wfd[0]);
+	cr_assert_eq(queued(0), 0);
+	cr_assert_eq(queued(1), 3);
+	take_conn(wfd[1]);
+	cr_assert_eq(take(wfd[1], &seq, &cfd), CZ_MSG_CONN);
+	cr_assert(same_conn(cfd, peer), "the first one queued for worker 10");
+	close(cfd);
+	close(peer);
 	close(give_conn());
-	seq = take_conn(wfd[0]);
-	reply(wfd[0], CZ_MSG_NACK, seq);
-	cr_assert_eq(inflight(0), 0);
-	cr_assert_eq(inflight(1), 1);
-	cr_assert_eq(take_conn(wfd[1]), 1);
+	cr_assert_eq(queued(0), 0, "until the next tick worker 10 gets nothing");
+	cr_assert_eq(queued(1), 2);
+	cz_rr_tick(rr);
+	cr_assert_not(stalled(0));
+	nack(wfd[1]);
+	cr_assert_eq(queued(1), 0, "worker 11 said NACK in turn");
+	cr_assert_eq(queued(0), 2);
 }
 
 Test(rr, no_worker_connections_wait)
@@ -337,13 +409,19 @@ Test(rr, no_worker_connections_wait)
 
 Test(rr, bad_messages_are_ignored)
 {
+	struct cz_msg_nack old;
+
 	open_chans(1);
 	close(give_conn());
 	cr_assert_eq(send(wfd[0], "garbage", 7, 0), 7);
+	/* An ACK of protocol version 2 (type 48) is no message any more. */
+	cz_proto_init(&old.hdr, CZ_MSG_NACK, 1);
+	old.hdr.type = 48;
+	cr_assert_eq(send(wfd[0], &old, sizeof(old), 0), (ssize_t)sizeof(old));
 	uv_run(&loop, UV_RUN_NOWAIT);
+	cr_assert_eq(queued(0), 1, "nothing taken back");
 	take_conn(wfd[0]);
-	reply(wfd[0], CZ_MSG_ACK, 1);
-	cr_assert_eq(inflight(0), 0);
+	cr_assert_eq(queued(0), 0);
 }
 
 Test(rr, accepts_from_a_real_listener)
@@ -362,11 +440,11 @@ Test(rr, accepts_from_a_real_listener)
 		c[i] = socket(AF_INET, SOCK_STREAM, 0);
 		cr_assert_eq(connect(c[i], (void *)&srv, sizeof(srv)), 0);
 	}
-	for (i = 0; i < 20 && inflight(0) + inflight(1) < 6; i++) {
+	for (i = 0; i < 20 && queued(0) + queued(1) < 6; i++) {
 		uv_run(&loop, UV_RUN_NOWAIT);
 	}
-	cr_assert_eq(inflight(0), 3);
-	cr_assert_eq(inflight(1), 3);
+	cr_assert_eq(queued(0), 3);
+	cr_assert_eq(queued(1), 3);
 	n = (int)recv(wfd[0], u.buf, sizeof(u.buf), MSG_DONTWAIT);
 	cr_assert_eq(cz_proto_check(u.buf, (size_t)n), CZ_MSG_CONN);
 	len = sizeof(me);
@@ -378,72 +456,25 @@ Test(rr, accepts_from_a_real_listener)
 	}
 }
 
-Test(rr, ack_upto_counts_only_the_highest_seen)
+/* A NUDGE in the queue is not a connection, taken or not. */
+Test(rr, a_nudge_is_not_counted_as_a_connection)
 {
-	unsigned i;
+	uint32_t seq;
+	int cfd;
 
-	open_chans(1);
-	for (i = 0; i < 3; i++) {
-		close(give_conn());
-		take_conn(wfd[0]);
-	}
-	reply(wfd[0], CZ_MSG_ACK_UPTO, 3);
-	cr_assert_eq(inflight(0), 0);
-	close(give_conn()); /* seq 4 */
-	close(give_conn()); /* seq 5 */
-	reply(wfd[0], CZ_MSG_ACK_UPTO, 2);
-	cr_assert_eq(inflight(0), 2, "a late, lower ACK_UPTO frees nothing");
-	reply(wfd[0], CZ_MSG_ACK_UPTO, 99);
-	reply(wfd[0], CZ_MSG_ACK, 99);
-	cr_assert_eq(inflight(0), 2, "an ACK of what was never sent is ignored");
-	take_conn(wfd[0]);
-	reply(wfd[0], CZ_MSG_ACK_UPTO, 4);
-	cr_assert_eq(inflight(0), 1);
-	take_conn(wfd[0]);
-	reply(wfd[0], CZ_MSG_ACK_UPTO, 5);
-	cr_assert_eq(inflight(0), 0);
-}
-
-Test(rr, ack_names_one_connection)
-{
-	unsigned i;
-
-	open_chans(1);
-	for (i = 0; i < 3; i++) {
-		close(give_conn());
-		take_conn(wfd[0]);
-	}
-	reply(wfd[0], CZ_MSG_ACK, 2);
-	cr_assert_eq(inflight(0), 2, "1 and 3 are still the primary's");
-	reply(wfd[0], CZ_MSG_ACK, 2);
-	cr_assert_eq(inflight(0), 2, "a repeated ACK frees nothing more");
-	reply(wfd[0], CZ_MSG_ACK, 3);
-	reply(wfd[0], CZ_MSG_ACK, 1);
-	cr_assert_eq(inflight(0), 0, "a late, lower ACK still counts");
-}
-
-/* Two threads accept at once: the second one's ACK reaches the primary
- * before the first one's NACK (its fd hit the fd limit). */
-Test(rr, nack_overtaken_by_a_later_ack_still_redispatches)
-{
-	uint32_t first, second, seq;
-	int peer, cfd;
-	char b[4];
-
-	open_chans(1);
-	peer = give_conn();
+	open_chans(2);
+	close(give_conn()); /* channel 0 */
+	cz_rr_set_now(rr, 1000 + CZ_RR_STALL_MS + 1);
+	cz_rr_tick(rr); /* channel 0 stalls: its one goes to 1, a NUDGE stays */
+	cr_assert(stalled(0));
+	cr_assert_eq(queued(0), 0);
+	cr_assert_eq(take(wfd[0], &seq, &cfd), CZ_MSG_NUDGE);
+	cz_rr_tick(rr);
+	cr_assert_not(stalled(0));
+	close(give_conn()); /* channel 0 again (1 has one) */
 	close(give_conn());
-	first = take_conn(wfd[0]);
-	second = take_conn(wfd[0]);
-	reply(wfd[0], CZ_MSG_ACK, second);
-	reply(wfd[0], CZ_MSG_NACK, first);
-	cr_assert_eq(inflight(0), 1, "the NACKed one was sent again");
-	cr_assert_eq(take(wfd[0], &seq, &cfd), CZ_MSG_CONN);
-	cr_assert_gt(seq, second);
-	cr_assert_eq(write(cfd, "hi", 2), 2);
-	cr_assert_eq(read(peer, b, sizeof(b)), 2, "it is the first connection");
-	close(cfd);
-	close(peer);
+	cr_assert_eq(queued(0), 1);
+	cr_assert_eq(queued(1), 2);
 }
 
 Test(rr, pending_counts_what_the_worker_has_not_taken)
@@ -456,11 +487,12 @@ Test(rr, pending_counts_what_the_worker_has_not_taken)
 	cr_assert_eq(cz_rr_worker_pending(rr, 10), 2);
 	cr_assert_eq(cz_rr_worker_pending(rr, 11), 2);
 	take_conn(wfd[0]);
+	cr_assert_eq(cz_rr_worker_pending(rr, 10), 1, "the kernel's count");
 	take_conn(wfd[0]);
-	cr_assert_eq(cz_rr_worker_pending(rr, 10), 0, "taken, not yet ACKed");
+	cr_assert_eq(cz_rr_worker_pending(rr, 10), 0);
 	cz_rr_worker_stopping(rr, 11);
-	cr_assert_eq(cz_rr_worker_pending(rr, 11), 0, "reclaimed");
-	cr_assert_geq(cz_rr_worker_pending(rr, 10), 2, "... and sent to 10");
+	cr_assert_eq(cz_rr_worker_pending(rr, 11), 0, "taken back");
+	cr_assert_eq(cz_rr_worker_pending(rr, 10), 2, "... and sent to 10");
 	take_conn(wfd[0]);
 	take_conn(wfd[0]);
 	cr_assert_eq(cz_rr_worker_pending(rr, 10), 0);
@@ -499,7 +531,7 @@ static unsigned open_fds(void)
 	return n;
 }
 
-Test(rr, read_back_leaks_no_fd)
+Test(rr, taking_back_leaks_no_fd)
 {
 	unsigned before;
 
@@ -508,62 +540,32 @@ Test(rr, read_back_leaks_no_fd)
 	close(give_conn());
 	close(give_conn());
 	close(give_conn());
-	cz_rr_worker_exited(rr, 10); /* two read back, given to 11 */
-	cr_assert_eq(inflight(1), 3);
+	cz_rr_worker_exited(rr, 10); /* two taken back, given to 11 */
+	cr_assert_eq(queued(1), 3);
+	cr_assert_eq(open_fds(), before - 2, "only worker 10's channel closed: "
+		"the primary holds no connection");
 	cr_assert_eq(count_queued(wfd[1]), 3);
-	reply(wfd[1], CZ_MSG_ACK_UPTO, 3);
-	cr_assert_eq(open_fds(), before - 2, "only worker 10's channel closed");
 }
 
-static int broken_calls, broken_err;
-
-/* The owner's repair: a new socket on the same address, put in place. */
-static int remake(void *data, struct cz_rr_listener *l, int err)
+/* The primary at its own fd limit still takes every connection back. */
+Test(rr, taking_back_at_the_fd_limit_loses_nothing)
 {
-	struct sockaddr_in in;
-	socklen_t len = sizeof(in);
-	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct rlimit rl;
+	unsigned i;
+	int lowest;
 
-	(void)data;
-	broken_calls++;
-	broken_err = err;
-	getsockname(lfd, (void *)&in, &len);
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (void *)&in, sizeof(in)) < 0 || listen(fd, 16) < 0) {
-		close(fd);
-		return -errno;
+	open_chans(2);
+	for (i = 0; i < 4; i++) {
+		close(give_conn());
 	}
-	return cz_rr_listener_replace(l, fd);
-}
-
-Test(rr, a_listener_shut_down_is_made_again_by_its_owner)
-{
-	struct sockaddr_in srv;
-	socklen_t len = sizeof(srv);
-	int c, i, v = 0;
-
-	broken_calls = 0;
-	cz_rr_set_broken(rr, remake, NULL);
-	open_chans(1);
-	getsockname(lfd, (void *)&srv, &len);
-	cr_assert_eq(shutdown(lfd, SHUT_RDWR), 0, "as a process that held it would");
-	for (i = 0; i < 20 && broken_calls == 0; i++) {
-		uv_run(&loop, UV_RUN_NOWAIT);
-	}
-	cr_assert_eq(broken_calls, 1, "accept's EINVAL is reported once");
-	cr_assert_eq(broken_err, EINVAL);
-	len = sizeof(v);
-	getsockopt(lfd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len);
-	cr_assert_eq(v, 1, "the same fd number listens again");
-	c = socket(AF_INET, SOCK_STREAM, 0);
-	cr_assert_eq(connect(c, (void *)&srv, sizeof(srv)), 0, "on the same port");
-	for (i = 0; i < 20 && inflight(0) == 0; i++) {
-		uv_run(&loop, UV_RUN_NOWAIT);
-	}
-	cr_assert_eq(inflight(0), 1, "and its connections are dispatched");
-	cr_assert_eq(broken_calls, 1);
-	close(c);
+	lowest = dup(0);
+	close(lowest);
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	rl.rlim_cur = (rlim_t)lowest;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	cz_rr_worker_stopping(rr, 10);
+	cr_assert_eq(queued(0), 0);
+	cr_assert_eq(queued(1), 4, "both of worker 10's went to 11");
 }
 
 /* --- the balancer, through the dispatcher ------------------------------- */
@@ -615,11 +617,11 @@ Test(rr, least_conn_sends_to_the_fewest_open)
 	cr_assert_eq(cz_rr_set_balance(rr, CZ_BALANCE_LEAST_CONN), 0);
 	open_chans(NCH);
 	close(give_conn());
-	cr_assert_eq(inflight(2), 1, "worker 12 has 1 open, the others 7");
+	cr_assert_eq(queued(2), 1, "worker 12 has 1 open, the others 7");
 	close(give_conn());
 	close(give_conn());
-	cr_assert_eq(inflight(2), 3, "1 open + in flight stays the fewest");
-	cr_assert_eq(inflight(0) + inflight(1), 0);
+	cr_assert_eq(queued(2), 3, "1 open + queued stays the fewest");
+	cr_assert_eq(queued(0) + queued(1), 0);
 	cz_rr_destroy(rr);
 	rr = NULL;
 	uv_run(&loop, UV_RUN_DEFAULT);
@@ -630,7 +632,6 @@ Test(rr, least_conn_sends_to_the_fewest_open)
 Test(rr, sticky_waiting_client_holds_back_no_other)
 {
 	int map[40], a, b = -1, w;
-	uint32_t last = 0;
 	char ip[32];
 
 	cz_rr_set_slots(rr, slot_of, NULL);
@@ -642,7 +643,7 @@ Test(rr, sticky_waiting_client_holds_back_no_other)
 		close(give_conn_from(ip));
 		map[a] = w = queued_at();
 		cr_assert_geq(w, 0, "%s was sent at once", ip);
-		reply(wfd[w], CZ_MSG_ACK, take_conn(wfd[w]));
+		take_conn(wfd[w]);
 		if (b < 0 && map[a] != map[1]) {
 			b = a;
 		}
@@ -653,36 +654,33 @@ Test(rr, sticky_waiting_client_holds_back_no_other)
 	for (unsigned i = 0; i < CZ_RR_CREDIT + 2; i++) {
 		close(give_conn_from("192.0.2.1"));
 	}
-	cr_assert_eq(inflight((unsigned)w), CZ_RR_CREDIT, "none went elsewhere");
-	for (unsigned i = 0; i < CZ_RR_CREDIT; i++) {
-		last = take_conn(wfd[w]);
-	}
+	cr_assert_eq(queued((unsigned)w), CZ_RR_CREDIT, "none went elsewhere");
 	cr_assert_eq(cz_rr_pending(lst), 2, "busy worker: its client waits for it");
 	/* A client of another worker is not held back behind them. */
 	snprintf(ip, sizeof(ip), "192.0.2.%d", b);
 	close(give_conn_from(ip));
-	cr_expect_eq(queued_at(), map[b], "%s went to its worker", ip);
+	cr_expect_eq(queued((unsigned)map[b]), 1, "%s went to its worker", ip);
 	cr_expect_eq(cz_rr_pending(lst), 2, "only the busy worker's clients wait");
 	/* The busy worker takes what it had: the two waiting follow. */
-	reply(wfd[w], CZ_MSG_ACK_UPTO, last);
+	for (unsigned i = 0; i < CZ_RR_CREDIT; i++) {
+		take_conn(wfd[w]);
+	}
+	cz_rr_tick(rr);
 	cr_expect_eq(cz_rr_pending(lst), 0);
-	cr_expect_eq(inflight((unsigned)w), 2);
+	cr_expect_eq(queued((unsigned)w), 2);
 }
 
-Test(rr, unacked_counts_taken_and_queued_until_acked)
+/* The shim counts a connection open before it leaves the channel. */
+Test(rr, unacked_counts_what_is_still_queued)
 {
 	open_chans(2);
 	close(give_conn());
 	close(give_conn());
 	close(give_conn());
 	cr_assert_eq(cz_rr_worker_unacked(rr, 10), 2);
-	uint32_t seq = take_conn(wfd[0]);
-
-	cr_assert_eq(cz_rr_worker_unacked(rr, 10), 2, "taken, not acknowledged");
+	take_conn(wfd[0]);
+	cr_assert_eq(cz_rr_worker_unacked(rr, 10), 1, "taken: the shim's count now");
 	cz_rr_worker_stopping(rr, 10);
-	cr_assert_eq(cz_rr_worker_unacked(rr, 10), 1, "the queued one was taken back");
-	cr_assert_eq(cz_rr_worker_pending(rr, 10), 0, "nothing queued");
-	reply(wfd[0], CZ_MSG_ACK, seq);
-	cr_assert_eq(cz_rr_worker_unacked(rr, 10), 0);
+	cr_assert_eq(cz_rr_worker_unacked(rr, 10), 0, "the queued one was taken back");
 	cr_assert_eq(cz_rr_worker_unacked(rr, 11), 2, "11 got the one taken back");
 }
