@@ -111,17 +111,20 @@ static void chan_look(struct rr_chan *ch, bool now)
 /*
  * The channel the balancer picks for `c` (always one with credit), or
  * NULL.  The balancer reads each channel's count (balance.h): one that
- * seems full is looked at first.
+ * seems full is looked at first; for least-conn, any with some counted
+ * (a connection taken is in the worker's open count already: counted
+ * twice, it would make the worker look busier than it is).
  */
 static struct rr_chan *pick(struct cz_rr_listener *l, const struct cz_rr_conn *c)
 {
+	unsigned floor = l->rr->env.policy == CZ_BALANCE_LEAST_CONN ? 1 : CZ_RR_CREDIT;
 	unsigned j;
 	int i;
 
 	for (j = 0; j < l->nchans; j++) {
 		struct rr_chan *ch = l->chans[j];
 
-		if (ch->fl.n >= CZ_RR_CREDIT && !ch->b.stalled && !ch->b.stopping) {
+		if (ch->fl.n >= floor && !ch->b.stalled && !ch->b.stopping) {
 			chan_look(ch, false);
 		}
 	}

@@ -629,6 +629,34 @@ Test(rr, least_conn_sends_to_the_fewest_open)
 	cr_assert_eq(cz_rr_create(&loop, &rr), 0, "a fresh one for the teardown");
 }
 
+/* A connection taken is in its worker's open count: not counted twice. */
+Test(rr, least_conn_counts_a_taken_connection_once)
+{
+	struct cz_conntab *t;
+	struct cz_conns_page *p[NCH];
+
+	cr_assert_eq(cz_conntab_create(&loop, &t), 0);
+	for (unsigned i = 0; i < NCH; i++) {
+		p[i] = cz_conns_page(cz_conntab_get(t, 10 + i, true));
+		p[i]->e[0].pid = getpid();
+		p[i]->e[0].open = i == 2 ? 1 : 3;
+		p[i]->used = 1;
+	}
+	cz_rr_set_conntab(rr, t);
+	cr_assert_eq(cz_rr_set_balance(rr, CZ_BALANCE_LEAST_CONN), 0);
+	open_chans(NCH);
+	close(give_conn());
+	cr_assert_eq(count_queued(wfd[2]), 1, "to worker 12, with 1 open");
+	p[2]->e[0].open = 2; /* its shim counts the one it took */
+	close(give_conn());
+	cr_assert_eq(count_queued(wfd[2]), 1, "2 open and none queued: still the fewest");
+	cz_rr_destroy(rr);
+	rr = NULL;
+	uv_run(&loop, UV_RUN_DEFAULT);
+	cz_conntab_destroy(t);
+	cr_assert_eq(cz_rr_create(&loop, &rr), 0, "a fresh one for the teardown");
+}
+
 Test(rr, sticky_waiting_client_holds_back_no_other)
 {
 	int map[40], a, b = -1, w;
