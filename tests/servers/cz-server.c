@@ -19,7 +19,11 @@
  * For what the shim must leave to the kernel or follow: --reuseport,
  * --connect-from/--connect-to (a client binding its source address),
  * --closefrom, --close-instead (close() rather than shutdown() the
- * listener after --shutdown-after connections).
+ * listener after --shutdown-after connections), --relisten (listen() again
+ * after that shutdown()).  --syscalls makes every socket and fd call through
+ * syscall(2), as libuv and Go-like runtimes do, with a dup dance on the
+ * listener; --onto-shim-fd dup2()s over the shim's own fd first;
+ * --opts-after-listen sets and reads options on the listener.
  *
  * For the keeper (a SIGKILLed launcher leaves nothing behind): --setuid
  * UID drops to UID (and gid UID) once listening; --orphans forks prefork
@@ -102,6 +106,10 @@ static struct {
 	bool hold;      /* keep each connection until the client closes it */
 	bool fclose_conns; /* close connections with fclose(fdopen()) */
 	bool fclose_instead; /* --shutdown-after: fclose(fdopen()) the listener */
+	bool relisten;
+	bool syscalls;
+	bool onto_shim_fd;
+	bool opts_after_listen;
 } opt = {
 	.addr = "127.0.0.1",
 	.shutdown_id = -1,
@@ -121,6 +129,65 @@ static void die(const char *what)
 	exit(1);
 }
 
+/* --- the socket calls: libc's, or syscall(2) with --syscalls ----------- */
+
+#define X(call, ...) (opt.syscalls ? (int)syscall(SYS_##call, __VA_ARGS__) : call(__VA_ARGS__))
+
+static int x_bind(int fd, const struct sockaddr *a, socklen_t len)
+{
+	return X(bind, fd, a, len);
+}
+
+static int x_listen(int fd, int backlog)
+{
+	return X(listen, fd, backlog);
+}
+
+static int x_setsockopt(int fd, int level, int name, const void *v, socklen_t len)
+{
+	return X(setsockopt, fd, level, name, v, len);
+}
+
+static int x_getsockopt(int fd, int level, int name, void *v, socklen_t *len)
+{
+	return X(getsockopt, fd, level, name, v, len);
+}
+
+static int x_getsockname(int fd, struct sockaddr *a, socklen_t *len)
+{
+	return X(getsockname, fd, a, len);
+}
+
+static int x_getpeername(int fd, struct sockaddr *a, socklen_t *len)
+{
+	return X(getpeername, fd, a, len);
+}
+
+static int x_accept4(int fd, struct sockaddr *a, socklen_t *len, int flags)
+{
+	return X(accept4, fd, a, len, flags);
+}
+
+static int x_accept(int fd, struct sockaddr *a, socklen_t *len)
+{
+	return X(accept, fd, a, len);
+}
+
+static int x_shutdown(int fd, int how)
+{
+	return X(shutdown, fd, how);
+}
+
+static int x_close(int fd)
+{
+	return X(close, fd);
+}
+
+static int x_fcntl(int fd, int cmd, long arg)
+{
+	return opt.syscalls ? (int)syscall(SYS_fcntl, fd, cmd, arg) : fcntl(fd, cmd, arg);
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: cz-server [--style blocking|epoll-et|epoll-lt|poll|select|"
@@ -131,7 +198,8 @@ static void usage(void)
 		"       [--ignore-term] [--pass-bound sendmsg|sendmmsg] [--close-instead]\n"
 		"       [--die-when-queued-id ID] [--reuseport] [--closefrom]\n"
 		"       [--connect-from PORT --connect-to PORT] [--setuid UID] [--orphans] [--hold]\n"
-		"       [--fclose-conns] [--fclose-instead]\n");
+		"       [--fclose-conns] [--fclose-instead] [--relisten] [--syscalls]\n"
+		"       [--onto-shim-fd] [--opts-after-listen]\n");
 	exit(2);
 }
 
@@ -177,6 +245,10 @@ static void parse_args(int argc, char **argv)
 		{ "connect-from", required_argument, NULL, 'f' },
 		{ "connect-to", required_argument, NULL, 't' },
 		{ "closefrom", no_argument, NULL, 'z' },
+		{ "relisten", no_argument, NULL, 'r' },
+		{ "syscalls", no_argument, NULL, 'y' },
+		{ "onto-shim-fd", no_argument, NULL, 'j' },
+		{ "opts-after-listen", no_argument, NULL, 'A' },
 		{ "setuid", required_argument, NULL, 'Z' },
 		{ "orphans", no_argument, NULL, 'O' },
 		{ "hold", no_argument, NULL, 'H' },
@@ -219,6 +291,10 @@ static void parse_args(int argc, char **argv)
 		case 'f': opt.connect_from = atoi(optarg); break;
 		case 't': opt.connect_to = atoi(optarg); break;
 		case 'z': opt.closefrom = true; break;
+		case 'r': opt.relisten = true; break;
+		case 'y': opt.syscalls = true; break;
+		case 'j': opt.onto_shim_fd = true; break;
+		case 'A': opt.opts_after_listen = true; break;
 		case 'Z': opt.setuid_to = atoi(optarg); break;
 		case 'O': opt.orphans = true; break;
 		case 'H': opt.hold = true; break;
@@ -267,7 +343,7 @@ static socklen_t make_addr(struct sockaddr_storage *ss)
 
 static void set_int(int fd, int level, int name, int value, const char *what)
 {
-	if (setsockopt(fd, level, name, &value, sizeof(value)) < 0) {
+	if (x_setsockopt(fd, level, name, &value, sizeof(value)) < 0) {
 		die(what);
 	}
 }
@@ -277,7 +353,7 @@ static int get_int(int fd, int level, int name)
 	int v = -1;
 	socklen_t len = sizeof(v);
 
-	if (getsockopt(fd, level, name, &v, &len) < 0) {
+	if (x_getsockopt(fd, level, name, &v, &len) < 0) {
 		return -1;
 	}
 	return v;
@@ -312,7 +388,7 @@ static void print_port(int fd)
 		printf("unix %s\n", opt.unix_path);
 		return;
 	}
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+	if (x_getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
 		die("getsockname");
 	}
 	if (ss.ss_family == AF_INET) {
@@ -433,6 +509,74 @@ static int pass_bound(int fd)
 	exit(1);
 }
 
+/*
+ * --syscalls: the listener goes through F_DUPFD_CLOEXEC, dup, dup3, dup2
+ * and F_SETFD, each by syscall(2), the old numbers closed by syscall too.
+ */
+static int syscall_games(int fd)
+{
+	int a = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 64);
+	int b, c, d;
+
+	if (a < 0 || syscall(SYS_close, fd) < 0) {
+		die("syscalls: F_DUPFD_CLOEXEC");
+	}
+	b = (int)syscall(SYS_dup, a);
+	if (b < 0 || syscall(SYS_close, a) < 0) {
+		die("syscalls: dup");
+	}
+	c = (int)syscall(SYS_dup3, b, b + 7, O_CLOEXEC);
+	if (c < 0 || syscall(SYS_close, b) < 0) {
+		die("syscalls: dup3");
+	}
+	d = (int)syscall(SYS_dup2, c, c + 1);
+	if (d < 0 || syscall(SYS_close, c) < 0 || syscall(SYS_fcntl, d, F_SETFD, FD_CLOEXEC) < 0) {
+		die("syscalls: dup2");
+	}
+	/* A range with nothing open but the number next to the listener. */
+	if (syscall(SYS_close_range, d + 1, d + 1, 0) < 0) {
+		die("syscalls: close_range");
+	}
+	return d;
+}
+
+/* --opts-after-listen: options set on the listener now read back as set. */
+static void opts_after_listen(int fd)
+{
+	struct linger lg;
+	socklen_t len = sizeof(lg);
+
+	set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1, "setsockopt SO_KEEPALIVE");
+	set_int(fd, SOL_SOCKET, SO_RCVBUF, RCVBUF_ASKED, "setsockopt SO_RCVBUF");
+	if (opt.family != AF_UNIX) {
+		set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1, "setsockopt TCP_NODELAY");
+	}
+	printf("after-listen acceptconn=%d keepalive=%d nodelay=%d rcvbuf-ok=%d linger=%d\n",
+		get_int(fd, SOL_SOCKET, SO_ACCEPTCONN), get_int(fd, SOL_SOCKET, SO_KEEPALIVE),
+		opt.family != AF_UNIX ? get_int(fd, IPPROTO_TCP, TCP_NODELAY) : 1,
+		get_int(fd, SOL_SOCKET, SO_RCVBUF) >= RCVBUF_ASKED,
+		x_getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len) == 0 ? lg.l_onoff : -1);
+}
+
+/*
+ * --onto-shim-fd: dup2() /dev/null over the fd the shim keeps its attach
+ * socket at, then close it: the shim must move its socket out of the way.
+ */
+static void onto_shim_fd(void)
+{
+	const char *no = getenv("CLUSTERIZE_CONTROL_FD");
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	int target = no != NULL ? atoi(no) : -1;
+
+	if (null < 0 || target < 3) {
+		die("onto-shim-fd: no CLUSTERIZE_CONTROL_FD");
+	}
+	if (dup2(null, target) != target || close(target) < 0 || close(null) < 0) {
+		die("onto-shim-fd: dup2");
+	}
+	printf("dup2 onto %d\n", target);
+}
+
 static int make_listener(void)
 {
 	struct sockaddr_storage ss;
@@ -455,7 +599,7 @@ static int make_listener(void)
 	if (opt.reuseport) {
 		set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1, "setsockopt SO_REUSEPORT");
 	}
-	if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
+	if (x_bind(fd, (struct sockaddr *)&ss, len) < 0) {
 		die("bind");
 	}
 	if (opt.pass_bound) {
@@ -464,8 +608,14 @@ static int make_listener(void)
 	if (opt.fd_games) {
 		fd = fd_games(fd);
 	}
-	if (!opt.udp && listen(fd, 511) < 0) {
+	if (opt.syscalls) {
+		fd = syscall_games(fd);
+	}
+	if (!opt.udp && x_listen(fd, 511) < 0) {
 		die("listen");
+	}
+	if (opt.opts_after_listen) {
+		opts_after_listen(fd);
 	}
 	print_port(fd);
 	if (opt.sockopts) {
@@ -476,9 +626,9 @@ static int make_listener(void)
 
 static void set_nonblock(int fd)
 {
-	int fl = fcntl(fd, F_GETFL);
+	int fl = x_fcntl(fd, F_GETFL, 0);
 
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+	if (fl < 0 || x_fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
 		die("fcntl O_NONBLOCK");
 	}
 }
@@ -516,7 +666,7 @@ static const char *check_conn(int fd, int flags, const struct sockaddr_storage *
 		struct sockaddr_storage real;
 		socklen_t len = sizeof(real);
 
-		if (getpeername(fd, (struct sockaddr *)&real, &len) < 0 || len != peerlen ||
+		if (x_getpeername(fd, (struct sockaddr *)&real, &len) < 0 || len != peerlen ||
 			!same_inet_addr(&real, peer)) {
 			return "bad-peer";
 		}
@@ -550,7 +700,7 @@ static void close_conn(int fd)
 	if (f != NULL) {
 		fclose(f);
 	} else {
-		close(fd);
+		x_close(fd);
 	}
 }
 
@@ -589,7 +739,7 @@ static void serve(int fd, int flags, const struct sockaddr_storage *peer, sockle
 			hold(fd);
 		} else {
 			drain(fd);
-			shutdown(fd, SHUT_WR);
+			x_shutdown(fd, SHUT_WR);
 		}
 	}
 	close_conn(fd);
@@ -632,6 +782,15 @@ static void maybe_shutdown(int lfd)
 		}
 		printf("shutdown %d\n", (int)getpid());
 	}
+	if (opt.relisten && !opt.close_instead) {
+		/* Listening again: the same socket serves again. */
+		if (listen(lfd, 511) < 0) {
+			die("relisten");
+		}
+		opt.shutdown_after = 0;
+		printf("relistened %d\n", (int)getpid());
+		return;
+	}
 	for (;;) {
 		pause();
 	}
@@ -646,9 +805,9 @@ static int accept_one(int lfd, int flags, bool use_accept4)
 
 	memset(&peer, 0, sizeof(peer));
 	if (use_accept4) {
-		fd = accept4(lfd, (struct sockaddr *)&peer, &len, flags);
+		fd = x_accept4(lfd, (struct sockaddr *)&peer, &len, flags);
 	} else {
-		fd = accept(lfd, (struct sockaddr *)&peer, &len);
+		fd = x_accept(lfd, (struct sockaddr *)&peer, &len);
 	}
 	if (fd < 0) {
 		return -errno;
@@ -1142,6 +1301,9 @@ int main(int argc, char **argv)
 	}
 	if (opt.connect_from > 0) {
 		connect_out();
+	}
+	if (opt.onto_shim_fd) {
+		onto_shim_fd();
 	}
 	int lfd = make_listener();
 
