@@ -228,3 +228,25 @@ Test(env, clusterize_debug_off)
 	check_shim_debug("", false);
 	check_shim_debug(NULL, false);
 }
+
+/* In a node worker the shim removes NODE_UNIQUE_ID, and says so. */
+Test(env, clusterize_debug_tells_what_the_shim_did_to_node)
+{
+	const char *node = czt_which("node");
+	struct czt_cluster c;
+	char want[128];
+
+	if (node == NULL) {
+		cr_skip_test("node is not installed");
+	}
+	node = strdup(node);
+	const char *cmd[] = { node, czt_source("tests/servers/http.js"), "0", NULL };
+	const char *env[] = { "CLUSTERIZE_DEBUG=1", NULL };
+
+	czt_cluster_start_argv(&c, 1, NULL, cmd, env);
+	czt_stop(c.proc);
+	snprintf(want, sizeof(want), "clusterize-shim[%d]: node: removed NODE_UNIQUE_ID",
+		(int)c.w[0].pid);
+	cr_expect_eq(czt_count(c.proc, CZT_ERR, want), 1, "'%s'", want);
+	free((void *)node);
+}

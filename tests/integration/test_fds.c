@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "czt.h"
 
@@ -52,6 +53,10 @@ static void check_serves(const char *sched, const char *flag)
 	if (strcmp(sched, "rr") == 0) {
 		cr_expect_eq(distinct, 2, "%s/rr: both workers serve", flag);
 	}
+	/* Whatever the app did to its fds, the worker still holds its attach
+	 * socket (which its children need to reach the primary). */
+	cr_expect_eq(czt_count(c.proc, CZT_ERR, "no process holds its attach socket"), 0,
+		"%s: the attach socket survived", flag);
 	czt_stop(c.proc);
 }
 
@@ -74,6 +79,57 @@ Test(fds, closefrom_at_start_rr)
 Test(fds, closefrom_at_start_none)
 {
 	check_serves("none", "--closefrom");
+}
+
+/*
+ * Every socket and fd call through syscall(2) (bind, listen, accept4,
+ * getsockname, setsockopt, close, dup, dup2, dup3, fcntl): the shim routes
+ * them as it does libc's.
+ */
+Test(fds, everything_through_syscall_rr)
+{
+	check_serves("rr", "--syscalls");
+}
+
+Test(fds, everything_through_syscall_none)
+{
+	check_serves("none", "--syscalls");
+}
+
+/* Also setsockopt, getsockopt and plain accept, by syscall(2). */
+Test(fds, options_and_accept_through_syscall_rr)
+{
+	struct czt_cluster c;
+	struct czt_addr a;
+	pid_t pids[8];
+
+	czt_cluster_start(&c, 2, "rr", "--syscalls", "--sockopts", "--style", "blocking", NULL);
+	cr_assert_eq(czt_wait_line(c.proc, CZT_OUT, "sockopt acceptconn=1 ", 2, 10000), 2,
+		"getsockopt by syscall answers as a listener would");
+	czt_addr_tcp(&a, "127.0.0.1", c.port);
+	for (int i = 0; i < 8; i++) {
+		int fd = czt_connect(&a, 10000);
+
+		/* TCP_DEFER_ACCEPT (--sockopts) waits for a byte. */
+		cr_assert_geq(fd, 0, "connect: %s", strerror(-fd));
+		cr_assert_eq(send(fd, "x", 1, MSG_NOSIGNAL), 1);
+		pids[i] = czt_read_pid(fd, 10000);
+		close(fd);
+		cr_expect(czt_cluster_owns(&c, pids[i]), "connection %d answered by a worker with "
+			"the listener's options (%d %s)", i, (int)pids[i], czt_last_bad());
+	}
+	czt_stop(c.proc);
+}
+
+/* An app that dup2()s over the shim's own fd: the shim moves it away first. */
+Test(fds, dup2_over_the_shims_fd_rr)
+{
+	check_serves("rr", "--onto-shim-fd");
+}
+
+Test(fds, dup2_over_the_shims_fd_none)
+{
+	check_serves("none", "--onto-shim-fd");
 }
 
 Test(fds, dup_and_syscall_close_rr)

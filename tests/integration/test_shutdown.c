@@ -99,3 +99,36 @@ Test(shutdown, one_worker_fclose_leaves_others_serving_rr)
 {
 	check_quit("rr", "fclosed", true);
 }
+
+/*
+ * After shutdown(), listen() again: the worker binds through the primary
+ * anew and serves again (rr gives it its turns again).
+ */
+Test(shutdown, listen_again_after_shutdown_serves_again_rr)
+{
+	const char *largs[] = { "-s", "rr", "--control", czt_ctl_path(), NULL };
+	const char *srv[] = { "--shutdown-after", "1", "--shutdown-id", "1", "--relisten", NULL };
+	struct czt_status_row rows[4];
+	struct czt_cluster c;
+	struct czt_addr a;
+	pid_t pids[8], uniq[8], quitter;
+	int counts[8];
+	char line[64], addr[64];
+
+	czt_cluster_start_server(&c, 2, largs, srv);
+	quitter = c.w[0].id == 1 ? c.w[0].pid : c.w[1].pid;
+	czt_addr_tcp(&a, "127.0.0.1", c.port);
+	/* One at a time, so worker 1 gets one of the first two. */
+	cr_assert_eq(czt_ask_many(&a, 2, 1, pids, 10000), 2, "answered (%s)", czt_last_bad());
+	snprintf(line, sizeof(line), "relistened %d", (int)quitter);
+	cr_assert_eq(czt_wait_line(c.proc, CZT_OUT, line, 1, 10000), 1, "worker 1 listens again");
+	int n = czt_ops_status(czt_ctl_path(), rows, 4);
+	const struct czt_status_row *w1 = czt_ops_status_row(rows, n, 1);
+
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", c.port);
+	cr_assert_not_null(w1);
+	cr_expect_str_eq(w1->addrs, addr, "worker 1 holds the address again");
+	cr_expect_eq(czt_ask_many(&a, 8, 1, pids, 10000), 8, "answered (%s)", czt_last_bad());
+	cr_expect_eq(czt_tally(pids, 8, uniq, counts, 8), 2, "both workers serve again");
+	czt_stop(c.proc);
+}

@@ -96,3 +96,30 @@ Test(sockopts, defer_accept_applies_none)
 {
 	check_defer_accept("none");
 }
+
+/*
+ * Options set on an rr listener after listen() are the primary's business:
+ * the shim accepts them and reads them back as set; SO_LINGER (not an int)
+ * is the channel's own.
+ */
+static void check_opts_after_listen(const char *sched)
+{
+	struct czt_cluster c;
+
+	czt_cluster_start(&c, 2, sched, "--opts-after-listen", NULL);
+	cr_assert_eq(czt_wait_line(c.proc, CZT_OUT, "after-listen ", 2, 10000), 2,
+		"both workers report");
+	cr_expect_eq(czt_count(c.proc, CZT_OUT, "after-listen acceptconn=1 keepalive=1 nodelay=1 "
+		"rcvbuf-ok=1 linger=0"), 2, "%s: each worker reads back what it set", sched);
+	czt_stop(c.proc);
+}
+
+Test(sockopts, options_set_after_listen_read_back_rr)
+{
+	check_opts_after_listen("rr");
+}
+
+Test(sockopts, options_set_after_listen_read_back_none)
+{
+	check_opts_after_listen("none");
+}
