@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "coverage.h"
+
 struct header {
 	int32_t rc;
 	uint32_t len;
@@ -83,6 +85,7 @@ static __attribute__((noreturn)) void child(const struct cz_spawn_ids *ids,
 		rc = -EOVERFLOW;
 	}
 	send_out(sock, rc, out);
+	cz_coverage_dump();
 	_exit(0);
 }
 

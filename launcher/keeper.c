@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "coverage.h"
 #include "log.h"
 
 /* Workers, and the replacements of a rolling restart, alive at once. */
@@ -73,6 +74,7 @@ static __attribute__((noreturn)) void kill_all(pid_t launcher)
 			"process groups of %u worker%s", (int)launcher, killed,
 			killed == 1 ? "" : "s");
 	}
+	cz_coverage_dump();
 	_exit(0);
 }
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "coverage.h"
 #include "log.h"
 #include "node_ipc.h"
 #include "proto.h"
@@ -222,6 +223,7 @@ static __attribute__((noreturn)) void child_fail(int errfd, int step)
 
 	while (write(errfd, &ce, sizeof(ce)) < 0 && errno == EINTR) {
 	}
+	cz_coverage_dump();
 	_exit(step == STEP_EXEC && ce.err == ENOENT ? 127 : 126);
 }
 
@@ -314,9 +316,11 @@ static __attribute__((noreturn)) void child_exec(const struct cz_spawn *sp,
 	 */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent) {
+		cz_coverage_dump();
 		_exit(1);
 	}
 	setrlimit(RLIMIT_NOFILE, &sp->nofile);
+	cz_coverage_dump();
 	execvpe(sp->exe, sp->argv, sp->envp);
 	child_fail(errfd, STEP_EXEC);
 }
