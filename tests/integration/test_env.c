@@ -229,12 +229,17 @@ Test(env, clusterize_debug_off)
 	check_shim_debug(NULL, false);
 }
 
-/* In a node worker the shim removes NODE_UNIQUE_ID, and says so. */
-Test(env, clusterize_debug_tells_what_the_shim_did_to_node)
+/*
+ * In a node worker the shim says what it made of Node's variables: a
+ * cluster worker on the launcher's channel, or with --node-ipc off a plain
+ * server without NODE_UNIQUE_ID.
+ */
+static void check_node_debug(const char *ipc, const char *what)
 {
 	const char *node = czt_which("node");
+	const char *largs[] = { "--node-ipc", ipc, NULL };
 	struct czt_cluster c;
-	char want[128];
+	char want[160];
 
 	if (node == NULL) {
 		cr_skip_test("node is not installed");
@@ -243,10 +248,19 @@ Test(env, clusterize_debug_tells_what_the_shim_did_to_node)
 	const char *cmd[] = { node, czt_source("tests/servers/http.js"), "0", NULL };
 	const char *env[] = { "CLUSTERIZE_DEBUG=1", NULL };
 
-	czt_cluster_start_argv(&c, 1, NULL, cmd, env);
+	czt_cluster_start_argv(&c, 1, largs, cmd, env);
 	czt_stop(c.proc);
-	snprintf(want, sizeof(want), "clusterize-shim[%d]: node: removed NODE_UNIQUE_ID",
-		(int)c.w[0].pid);
+	snprintf(want, sizeof(want), "clusterize-shim[%d]: node: %s", (int)c.w[0].pid, what);
 	cr_expect_eq(czt_count(c.proc, CZT_ERR, want), 1, "'%s'", want);
 	free((void *)node);
+}
+
+Test(env, clusterize_debug_tells_what_the_shim_did_to_node)
+{
+	check_node_debug("on", "a cluster worker on the launcher's channel");
+}
+
+Test(env, clusterize_debug_tells_what_the_shim_did_to_node_ipc_off)
+{
+	check_node_debug("off", "removed NODE_UNIQUE_ID");
 }
