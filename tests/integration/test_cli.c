@@ -148,6 +148,30 @@ Test(cli, non_executable_exits_126)
 	expect_cannot_execute(path, 126, EACCES);
 }
 
+/*
+ * A script whose interpreter is missing: found and executable, so only
+ * the worker's exec fails (ENOENT), which says so and exits 127 once.
+ */
+Test(cli, missing_interpreter_exits_127)
+{
+	char path[512], line[700];
+
+	snprintf(path, sizeof(path), "%s/no-interpreter", czt_tmpdir());
+	int fd = open(path, O_WRONLY | O_CREAT, 0755);
+
+	cr_assert_geq(fd, 0, "create %s", path);
+	cr_assert_eq(write(fd, "#!/nonexistent/cz-interp\n", 25), 25);
+	close(fd);
+	const char *argv[] = { czt_launcher(), "-w", "3", "--", path, NULL };
+	struct czt_proc *p = czt_spawn(argv, NULL);
+
+	czt_expect_exit(p, CZT_EXITED(127), 15000);
+	snprintf(line, sizeof(line), "clusterize: cannot execute '%s': %s", path,
+		strerror(ENOENT));
+	cr_expect_geq(czt_count(p, CZT_ERR, line), 1, "stderr has \"%s\"", line);
+	cr_expect_eq(czt_count(p, CZT_ERR, "giving up"), 0, "no crash loop");
+}
+
 Test(cli, options_after_command_belong_to_it)
 {
 	/* No "--": the launcher must stop at the command and leave --port to it. */
