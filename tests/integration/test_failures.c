@@ -346,6 +346,48 @@ Test(failures, sigkilled_launcher_takes_workers_along)
 		(int)after, after < 0 ? strerror(-after) : czt_last_bad());
 }
 
+struct keeper_wait {
+	pid_t launcher, not, found;
+};
+
+static bool new_keeper(void *v)
+{
+	struct keeper_wait *k = v;
+
+	k->found = czt_child_named(k->launcher, "clusterize-keep", k->not);
+	return k->found > 0;
+}
+
+/*
+ * Without its keeper (killed three times in a row at once, the launcher
+ * gives up on it), a SIGKILLed launcher still takes its workers along:
+ * each was started with PR_SET_PDEATHSIG.
+ */
+Test(failures, sigkilled_launcher_without_keeper_takes_workers_along)
+{
+	struct czt_cluster c;
+	struct keeper_wait k = { 0, -1, -1 };
+	pid_t pids[2];
+	char line[128];
+
+	czt_cluster_start(&c, 2, "rr", "--style", "blocking", NULL);
+	pids[0] = c.w[0].pid;
+	pids[1] = c.w[1].pid;
+	k.launcher = c.proc->pid;
+	for (int i = 1; i <= 3; i++) {
+		cr_assert(czt_wait_until(new_keeper, &k, 10000), "keeper %d runs", i);
+		cr_assert_eq(kill(k.found, SIGKILL), 0);
+		snprintf(line, sizeof(line), "keeper (pid %d) killed by signal SIGKILL", (int)k.found);
+		cr_assert_eq(czt_wait_line(c.proc, CZT_ERR, line, 1, 10000), 1, "'%s'", line);
+		k.not = k.found;
+	}
+	cr_assert_eq(czt_count(c.proc, CZT_ERR, "not restarted: workers may outlive a killed "
+		"launcher"), 1, "the launcher gives up on its keeper");
+	cr_assert_eq(czt_signal(c.proc, SIGKILL), 0);
+	czt_expect_exit(c.proc, CZT_KILLED(SIGKILL), 5000);
+	cr_expect(czt_wait_gone(pids, 2, 10000), "the workers die with the launcher anyway");
+}
+
 static bool exited_or_forked_more(void *v)
 {
 	struct czt_proc *p = v;

@@ -188,6 +188,8 @@ long czt_age_ms(pid_t pid);
 bool czt_wait_age(pid_t pid, int ms);
 /* pid's parent from /proc, or -1. */
 pid_t czt_ppid(pid_t pid);
+/* A child of parent whose name (/proc/PID/comm) is comm, other than `not`; -1 if none. */
+pid_t czt_child_named(pid_t parent, const char *comm, pid_t not);
 /* Waits until every pid is gone (absent or a zombie). */
 bool czt_wait_gone(const pid_t *pids, int n, int ms);
 bool czt_wait_until(bool (*pred)(void *arg), void *arg, int ms);

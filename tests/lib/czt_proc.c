@@ -620,6 +620,35 @@ bool czt_wait_age(pid_t pid, int ms)
 	return czt_age_ms(pid) >= ms;
 }
 
+pid_t czt_child_named(pid_t parent, const char *comm, pid_t not)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pid_t found = -1;
+
+	cr_assert_not_null(d, "/proc: %s", strerror(errno));
+	while (found < 0 && (e = readdir(d)) != NULL) {
+		pid_t pid = (pid_t)atoi(e->d_name);
+		char path[64], name[64] = "";
+		FILE *f;
+
+		if (pid <= 0 || pid == not || czt_ppid(pid) != parent) {
+			continue;
+		}
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+		f = fopen(path, "re");
+		if (f != NULL && fgets(name, sizeof(name), f) != NULL) {
+			name[strcspn(name, "\n")] = '\0';
+			found = strcmp(name, comm) == 0 ? pid : -1;
+		}
+		if (f != NULL) {
+			fclose(f);
+		}
+	}
+	closedir(d);
+	return found;
+}
+
 pid_t czt_ppid(pid_t pid)
 {
 	pid_t pp = -1;
