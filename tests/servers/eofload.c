@@ -5,7 +5,13 @@
  * of a request runs from connect() to that end of file, so whatever holds
  * the FIN back (a primary still holding a copy of the connection) counts.
  *
- *   eofload --port P [--addr A] [--conns C] [--duration S]
+ *   eofload --port P [--addr A] [--conns C] [--duration S] [--rate R]
+ *
+ * Closed loop by default: each of C connections is followed at once by
+ * the next, as fast as the server goes.  --rate R: open loop instead, a
+ * new request every 1/R s whatever the answers (at most C at once), each
+ * timed from when it was due, so a late start counts too: the latency of
+ * a server that is not saturated.
  *
  * wrk cannot do this: it takes the end of file for an error and opens two
  * connections per request.  Prints `key value` lines: requests, errors,
@@ -19,6 +25,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,15 +53,18 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Opens the slot's next connection; edge-triggered, so no EPOLL_CTL_MOD. */
-static void start(struct slot *s)
+/*
+ * Opens the slot's next connection, timed from `due_ns`; edge-triggered,
+ * so no EPOLL_CTL_MOD.
+ */
+static void start(struct slot *s, uint64_t due_ns)
 {
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLET,
 		.data.ptr = s };
 
 	s->sent = 0;
 	s->got = 0;
-	s->start_ns = now_ns();
+	s->start_ns = due_ns;
 	s->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->fd < 0) {
 		perror("eofload: socket");
@@ -143,12 +153,49 @@ static unsigned long percentile_us(double p)
 	return HIST_US;
 }
 
+/* Open loop: what is due and has a free slot starts. */
+struct pacer {
+	uint64_t t0, interval_ns, issued;
+	struct slot **free;
+	int nfree;
+};
+
+static void pace(struct pacer *p, uint64_t now)
+{
+	uint64_t due = (now - p->t0) / p->interval_ns + 1;
+
+	while (p->issued < due && p->nfree > 0) {
+		start(p->free[--p->nfree], p->t0 + p->issued * p->interval_ns);
+		p->issued++;
+	}
+}
+
+/* A periodic timerfd in `ep`, so the loop wakes when the next is due. */
+static int pace_timer(uint64_t interval_ns)
+{
+	struct itimerspec its = { 0 };
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+
+	its.it_interval.tv_sec = (time_t)(interval_ns / 1000000000u);
+	its.it_interval.tv_nsec = (long)(interval_ns % 1000000000u);
+	its.it_value = its.it_interval;
+	if (tfd < 0 || timerfd_settime(tfd, 0, &its, NULL) < 0 ||
+	    epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev) < 0) {
+		perror("eofload: timerfd");
+		exit(1);
+	}
+	return tfd;
+}
+
 int main(int argc, char **argv)
 {
 	const char *addr = "127.0.0.1";
 	int port = 0, conns = 32;
-	double duration = 5;
+	double duration = 5, rate = 0;
+	struct pacer pacer = { 0 };
 	struct epoll_event evs[256];
+	int tfd = -1;
 	struct slot *slots;
 	uint64_t t0, end;
 
@@ -161,6 +208,12 @@ int main(int argc, char **argv)
 			conns = atoi(argv[++i]);
 		} else if (strcmp(argv[i], "--duration") == 0 && i + 1 < argc) {
 			duration = atof(argv[++i]);
+		} else if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc) {
+			rate = atof(argv[++i]);
+			if (rate <= 0) {
+				port = 0;
+				break;
+			}
 		} else {
 			port = 0;
 			break;
@@ -169,32 +222,55 @@ int main(int argc, char **argv)
 	if (port <= 0 || port > 65535 || conns < 1 || duration <= 0 ||
 	    inet_pton(AF_INET, addr, &target.sin_addr) != 1) {
 		fprintf(stderr, "usage: eofload --port P [--addr A] [--conns C] "
-			"[--duration S]\n");
+			"[--duration S] [--rate R]\n");
 		return 2;
 	}
 	target.sin_port = htons((uint16_t)port);
 	hist = calloc(HIST_US + 1, sizeof(*hist));
 	slots = calloc((size_t)conns, sizeof(*slots));
+	pacer.free = calloc((size_t)conns, sizeof(*pacer.free));
 	ep = epoll_create1(EPOLL_CLOEXEC);
-	if (hist == NULL || slots == NULL || ep < 0) {
+	if (hist == NULL || slots == NULL || pacer.free == NULL || ep < 0) {
 		perror("eofload");
 		return 1;
 	}
 	t0 = now_ns();
 	end = t0 + (uint64_t)(duration * 1e9);
-	for (int i = 0; i < conns; i++) {
-		start(&slots[i]);
+	if (rate > 0) {
+		pacer.t0 = t0;
+		pacer.interval_ns = (uint64_t)(1e9 / rate);
+		pacer.interval_ns += pacer.interval_ns == 0;
+		for (int i = 0; i < conns; i++) {
+			slots[i].fd = -1;
+			pacer.free[pacer.nfree++] = &slots[i];
+		}
+		tfd = pace_timer(pacer.interval_ns);
+		pace(&pacer, t0);
+	} else {
+		for (int i = 0; i < conns; i++) {
+			start(&slots[i], now_ns());
+		}
 	}
 	while (now_ns() < end) {
 		int n = epoll_wait(ep, evs, 256, 100);
+		uint64_t ticks;
 
 		for (int i = 0; i < n; i++) {
 			struct slot *s = evs[i].data.ptr;
 
-			if (s->fd >= 0 && on_event(s, evs[i].events) &&
-			    now_ns() < end) {
-				start(s);
+			if (s == NULL) {
+				(void)!read(tfd, &ticks, sizeof(ticks));
+			} else if (s->fd >= 0 && on_event(s, evs[i].events) &&
+				   now_ns() < end) {
+				if (rate > 0) {
+					pacer.free[pacer.nfree++] = s;
+				} else {
+					start(s, now_ns());
+				}
 			}
+		}
+		if (rate > 0 && now_ns() < end) {
+			pace(&pacer, now_ns());
 		}
 	}
 	printf("requests %lu\nerrors %lu\nseconds %.3f\nrps %.1f\n"
