@@ -609,7 +609,9 @@ static ssize_t wait_queued(int fd)
  * fail for want of an fd slot (the kernel would drop the fd, and with it
  * the connection).  So each receive goes into a slot a spare made free
  * (spare.h), without blocking; the wait for a connection is a peek, which
- * takes nothing.
+ * takes nothing.  The peek comes first: the accept that ends a server's
+ * accept-until-EAGAIN loop then costs one system call, not the spare's
+ * two around a receive that finds nothing.
  */
 static int rr_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
@@ -622,8 +624,11 @@ static int rr_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	for (;;) {
 		bool trunc;
 		int cfd;
-		ssize_t n;
+		ssize_t n = wait_queued(fd);
 
+		if (n <= 0) {
+			return n == 0 ? channel_eof(fd) : (int)n;
+		}
 		if (cz_spare_free_slot() < 0) {
 			send_nack(fd);
 			return -EMFILE;
@@ -636,8 +641,8 @@ static int rr_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 		}
 		cz_held_receiving(-1);
 		cz_spare_restore();
-		if (n == -EAGAIN && (n = wait_queued(fd)) > 0) {
-			continue;
+		if (n == -EAGAIN) {
+			continue; /* another thread of the app took it */
 		}
 		if (n < 0) {
 			return (int)n;
