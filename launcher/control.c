@@ -6,16 +6,18 @@
  * connection speaks for the worker whose attach socket brought it, whatever
  * it says.  Anything malformed closes that connection with a (rate-limited)
  * warning: the primary must survive any bytes a worker sends.
+ *
+ * The attach sockets are attach.c's; the listens Node workers ask for over
+ * their IPC channel, control_grant.c's.  control_int.h is what the three
+ * share.
  */
-#include "control.h"
+#include "control_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -26,23 +28,7 @@
 #include "rr.h"
 #include "sockets.h"
 
-/* Requests (or attaches) handled per readable event, so one chatty
- * process cannot starve the loop. */
-#define BATCH 16
-
-struct conn;
-
-/* A worker: the launcher's end of its attach socket, its connections. */
-struct wroot {
-	uv_poll_t poll;
-	struct cz_control *c;
-	struct wroot *next;
-	struct conn *conns;
-	uint32_t worker_id;
-	int fd;           /* not polled once no process of the worker holds its end */
-	unsigned nconns;
-	unsigned nchans;
-};
+/* --- what a connection acquired -------------------------------------------- */
 
 /* What a connection acquired on one key: released when it goes. */
 struct acq {
@@ -50,50 +36,6 @@ struct acq {
 	unsigned holds;
 	unsigned listens;
 };
-
-struct conn {
-	uv_poll_t poll;
-	struct wroot *w;
-	struct conn *next;
-	int fd;
-	int pid; /* SO_PEERCRED: the process that made the socketpair */
-	bool hello;
-	struct acq *acq;
-	unsigned nacq, acq_cap;
-};
-
-struct cz_control {
-	uv_loop_t *loop;
-	enum cz_mode mode;
-	struct cz_control_events ev;
-	struct wroot *workers;
-	struct cz_sockets *sockets;
-	struct cz_rr *rr;
-	struct cz_lwatch *watch;
-	bool destroying;
-	struct cz_conntab *conntab; /* open connections, per worker */
-};
-
-/* Any request; aligned for every message type. */
-union msg {
-	struct cz_msg_hdr hdr;
-	struct cz_msg_hello hello;
-	struct cz_msg_bind bind;
-	struct cz_msg_listen listen;
-	struct cz_msg_release release;
-	char buf[CZ_MSG_MAX];
-};
-
-static struct wroot *worker_find(const struct cz_control *c, uint32_t id)
-{
-	struct wroot *w;
-
-	for (w = c->workers; w != NULL && w->worker_id != id; w = w->next) {
-	}
-	return w;
-}
-
-/* --- what a connection acquired -------------------------------------------- */
 
 static struct acq *acq_find(const struct conn *k, uint32_t key)
 {
@@ -185,7 +127,7 @@ static void on_conn_closed(uv_handle_t *h)
 }
 
 /* Closes `k`; with `release`, what it acquired goes too. */
-static void conn_close(struct conn *k, bool release)
+void cz_control_conn_close(struct conn *k, bool release)
 {
 	struct conn **pp;
 
@@ -207,7 +149,7 @@ static void conn_drop(struct conn *k, const char *why)
 {
 	cz_log_peer(k->w->worker_id, CZ_LOG_WARN, "worker %u: control connection "
 		"from pid %d: %s: closing it", k->w->worker_id, k->pid, why);
-	conn_close(k, true);
+	cz_control_conn_close(k, true);
 }
 
 /* Sends `r`, with `fd` attached unless it is < 0. */
@@ -252,7 +194,7 @@ static void reply_bound(struct cz_msg_reply *r, const struct cz_key *k)
 	memcpy(&r->bound.ss, &k->bound, k->bound_len);
 }
 
-static void emit_listening_of(struct cz_control *c, uint32_t worker_id,
+void cz_control_emit_listening_of(struct cz_control *c, uint32_t worker_id,
 	int pid, const struct cz_key *key)
 {
 	char a[CZ_ADDR_STRLEN];
@@ -267,7 +209,7 @@ static void emit_listening_of(struct cz_control *c, uint32_t worker_id,
 
 static void emit_listening(struct conn *k, const struct cz_key *key)
 {
-	emit_listening_of(k->w->c, k->w->worker_id, k->pid, key);
+	cz_control_emit_listening_of(k->w->c, k->w->worker_id, k->pid, key);
 }
 
 /* --- requests -------------------------------------------------------------- */
@@ -352,7 +294,7 @@ static void chan_closed(void *data, uint32_t worker_id, void *owner)
 }
 
 /* Starts rr dispatching on `key` (its key->data); 0 or -errno. */
-static int key_listener(struct cz_control *c, struct cz_key *key)
+int cz_control_key_listener(struct cz_control *c, struct cz_key *key)
 {
 	char a[CZ_ADDR_STRLEN];
 	struct cz_rr_listener *l;
@@ -383,7 +325,7 @@ static int open_channel(struct conn *k, struct cz_key *key, uint32_t *chan)
 			k->w->worker_id, k->w->nchans);
 		return -ENOBUFS;
 	}
-	if (key->data == NULL && (fd = key_listener(c, key)) < 0) {
+	if (key->data == NULL && (fd = cz_control_key_listener(c, key)) < 0) {
 		return fd;
 	}
 	fd = cz_rr_chan_open(key->data, k->w->worker_id, k, chan);
@@ -516,7 +458,7 @@ static int dispatch(struct conn *k, const union msg *m, int type)
  * recvmsg() returned 0 on a SOCK_SEQPACKET socket: the peer is gone, or
  * it sent an empty message.  Only the first means the end.
  */
-static bool peer_gone(int fd)
+bool cz_control_peer_gone(int fd)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
 
@@ -524,7 +466,7 @@ static bool peer_gone(int fd)
 }
 
 /* Closes every fd that came with `mh`; returns how many. */
-static unsigned close_fds(struct msghdr *mh, int *first)
+unsigned cz_control_close_fds(struct msghdr *mh, int *first)
 {
 	struct cmsghdr *cm;
 	unsigned count = 0;
@@ -570,7 +512,7 @@ static int conn_recv_one(struct conn *k)
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 		return 0;
 	}
-	if (n == 0 && !peer_gone(k->fd)) {
+	if (n == 0 && !cz_control_peer_gone(k->fd)) {
 		conn_drop(k, "empty message");
 		return -1;
 	}
@@ -579,10 +521,11 @@ static int conn_recv_one(struct conn *k)
 		 * exited or exec'd: nothing it acquired is in use any more. */
 		cz_log_peer(k->w->worker_id, CZ_LOG_DEBUG, "worker %u: control "
 			"connection from pid %d closed", k->w->worker_id, k->pid);
-		conn_close(k, true);
+		cz_control_conn_close(k, true);
 		return -1;
 	}
-	if (close_fds(&mh, NULL) > 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+	if (cz_control_close_fds(&mh, NULL) > 0 ||
+	    (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
 		conn_drop(k, "unexpected message (truncated or with fds)");
 		return -1;
 	}
@@ -603,7 +546,7 @@ static int conn_recv_one(struct conn *k)
 	return 1;
 }
 
-static void on_conn(uv_poll_t *h, int status, int events)
+void cz_control_on_conn(uv_poll_t *h, int status, int events)
 {
 	struct conn *k = h->data;
 	int i;
@@ -613,210 +556,11 @@ static void on_conn(uv_poll_t *h, int status, int events)
 		conn_drop(k, uv_strerror(status));
 		return;
 	}
-	for (i = 0; i < BATCH; i++) {
+	for (i = 0; i < CZ_CONTROL_BATCH; i++) {
 		if (conn_recv_one(k) <= 0) {
 			return;
 		}
 	}
-}
-
-/* --- attach sockets -------------------------------------------------------- */
-
-/* A control connection must be a connected unix SOCK_SEQPACKET socket. */
-static bool conn_socket_ok(int fd, int *pid)
-{
-	struct ucred cr;
-	socklen_t len = sizeof(int);
-	int domain = 0, type = 0, listening = 1;
-
-	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
-	    (len = sizeof(int),
-	     getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len)) < 0 ||
-	    (len = sizeof(int),
-	     getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len)) < 0 ||
-	    domain != AF_UNIX || type != SOCK_SEQPACKET || listening) {
-		return false;
-	}
-	len = sizeof(cr);
-	*pid = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 ?
-		(int)cr.pid : 0;
-	return true;
-}
-
-static void conn_add(struct wroot *w, int fd, int pid)
-{
-	struct conn *k = calloc(1, sizeof(*k));
-
-	if (k == NULL || uv_poll_init(w->c->loop, &k->poll, fd) < 0) {
-		free(k);
-		close(fd);
-		return;
-	}
-	k->poll.data = k;
-	k->w = w;
-	k->fd = fd;
-	k->pid = pid;
-	k->next = w->conns;
-	w->conns = k;
-	w->nconns++;
-	uv_poll_start(&k->poll, UV_READABLE, on_conn);
-}
-
-/* Nothing more will come from the attach socket (or it broke). */
-static void root_done(struct wroot *w, const char *why)
-{
-	if (why != NULL) {
-		cz_log_peer(w->worker_id, CZ_LOG_WARN, "worker %u: attach "
-			"socket: %s: no more processes of it can attach",
-			w->worker_id, why);
-	} else {
-		cz_log(CZ_LOG_DEBUG, "worker %u: no process holds its attach "
-			"socket any more", w->worker_id);
-	}
-	/*
-	 * The fd stays open until worker_close().  Closed now, its number
-	 * could go to another worker's connection before this handle's
-	 * uv_close(), whose epoll_ctl(DEL) on that number would then silence
-	 * the newcomer for good.
-	 */
-	uv_poll_stop(&w->poll);
-}
-
-/* Takes one ATTACH; 1 = go on, 0 = nothing more, -1 = the socket is done. */
-static int root_recv_one(struct wroot *w)
-{
-	union msg m;
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int) * 4)];
-	} u;
-	struct iovec iov = { m.buf, sizeof(m.buf) };
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = u.buf, .msg_controllen = sizeof(u.buf),
-	};
-	int fd = -1, pid = 0;
-	unsigned nfds;
-	ssize_t n = recvmsg(w->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-
-	if (n < 0) {
-		if (errno == EINTR) {
-			return 1;
-		}
-		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			return 0;
-		}
-		root_done(w, strerror(errno));
-		return -1;
-	}
-	if (n == 0 && peer_gone(w->fd)) {
-		root_done(w, NULL);
-		return -1;
-	}
-	nfds = close_fds(&mh, &fd);
-	if (mh.msg_flags & MSG_CTRUNC) {
-		/* The kernel dropped the fd: the process sees its connection
-		 * closed and fails its call; the message is consumed, so
-		 * nothing spins. */
-		cz_log_peer(w->worker_id, CZ_LOG_WARN, "worker %u: attach refused: "
-			"the launcher is out of file descriptors", w->worker_id);
-	} else if (cz_proto_check(m.buf, (size_t)n) != CZ_MSG_ATTACH ||
-		   nfds != 1 || !conn_socket_ok(fd, &pid)) {
-		cz_log_peer(w->worker_id, CZ_LOG_WARN, "worker %u: attach socket: "
-			"not an ATTACH with one unix SOCK_SEQPACKET socket: dropped",
-			w->worker_id);
-	} else if (w->nconns >= CZ_MAX_CONNS) {
-		cz_log_peer(w->worker_id, CZ_LOG_WARN, "worker %u: attach from "
-			"pid %d refused: %u processes attached already",
-			w->worker_id, pid, w->nconns);
-	} else {
-		conn_add(w, fd, pid);
-		return 1;
-	}
-	if (fd >= 0) {
-		close(fd);
-	}
-	return 1;
-}
-
-static void on_root(uv_poll_t *h, int status, int events)
-{
-	struct wroot *w = h->data;
-	int i;
-
-	(void)events;
-	if (status < 0) {
-		root_done(w, uv_strerror(status));
-		return;
-	}
-	for (i = 0; i < BATCH; i++) {
-		if (root_recv_one(w) <= 0) {
-			return;
-		}
-	}
-}
-
-int cz_control_worker_open(struct cz_control *c, uint32_t worker_id,
-	int *child_fd)
-{
-	struct wroot *w;
-	int sv[2], err;
-
-	if (worker_find(c, worker_id) != NULL) {
-		return -EEXIST;
-	}
-	w = calloc(1, sizeof(*w));
-	if (w == NULL) {
-		return -ENOMEM;
-	}
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-		err = -errno;
-		free(w);
-		return err;
-	}
-	/* uv_poll_init makes the launcher's end non-blocking. */
-	err = uv_poll_init(c->loop, &w->poll, sv[0]);
-	if (err < 0) {
-		close(sv[0]);
-		close(sv[1]);
-		free(w);
-		return err;
-	}
-	w->poll.data = w;
-	w->c = c;
-	w->fd = sv[0];
-	w->worker_id = worker_id;
-	w->next = c->workers;
-	c->workers = w;
-	uv_poll_start(&w->poll, UV_READABLE, on_root);
-	/* Its open-connection counters, sent with each HELLO reply; without
-	 * them (no memfd) its connections are not counted. */
-	cz_conntab_get(c->conntab, worker_id, true);
-	*child_fd = sv[1];
-	return 0;
-}
-
-static void on_root_closed(uv_handle_t *h)
-{
-	free(h->data);
-}
-
-/* Closes the worker's attach socket and connections (releasing nothing). */
-static void worker_close(struct cz_control *c, struct wroot *w)
-{
-	struct wroot **pp;
-
-	for (pp = &c->workers; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == w) {
-			*pp = w->next;
-			break;
-		}
-	}
-	while (w->conns != NULL) {
-		conn_close(w->conns, false);
-	}
-	uv_close((uv_handle_t *)&w->poll, on_root_closed);
-	close(w->fd);
 }
 
 /* --- the control ----------------------------------------------------------- */
@@ -887,9 +631,9 @@ void cz_control_worker_exited(struct cz_control *c, uint32_t worker_id)
 	}
 	cz_rr_worker_exited(c->rr, worker_id);
 	cz_sockets_worker_exited(c->sockets, worker_id);
-	w = worker_find(c, worker_id);
+	w = cz_control_worker_find(c, worker_id);
 	if (w != NULL) {
-		worker_close(c, w);
+		cz_control_worker_close(c, w);
 	}
 	/* After its channels: they read these counters. */
 	cz_conntab_drop(c->conntab, worker_id);
@@ -970,94 +714,6 @@ int cz_control_adopt(struct cz_control *c, int fd)
 	return cz_sockets_adopt(c->sockets, fd);
 }
 
-/* --- listens asked for over Node's IPC channel (node_ipc.c) --------------- */
-
-/* What a node worker's `listen()` gets: the socket in none (or a key a
- * worker made shared), an rr channel starting with an IDENT otherwise. */
-static int grant_fd(struct cz_control *c, uint32_t worker_id,
-	struct cz_key *key, int backlog, uint32_t *chan)
-{
-	/* Node sets its options before bind; none are left for listen. */
-	static const struct cz_sockopts unset = {
-		CZ_OPT_UNSET, CZ_OPT_UNSET, CZ_OPT_UNSET, CZ_OPT_UNSET,
-		CZ_OPT_UNSET, CZ_OPT_UNSET, CZ_OPT_UNSET, CZ_OPT_UNSET,
-	};
-	struct cz_msg_ident id;
-	int fd, err;
-
-	if (key->type != SOCK_STREAM) {
-		fd = key->fd;
-	} else if ((err = cz_sockets_listen(c->sockets, key, worker_id,
-			    backlog, true, &unset)) < 0) {
-		return err;
-	} else if (c->mode == CZ_MODE_SHARED || key->shared) {
-		fd = key->fd;
-	} else if (key->data == NULL && (err = key_listener(c, key)) < 0) {
-		return err;
-	} else {
-		memset(&id, 0, sizeof(id));
-		cz_proto_init(&id.hdr, CZ_MSG_IDENT, 0);
-		id.key = key->id;
-		id.family = key->family;
-		id.bound.len = key->bound_len;
-		memcpy(&id.bound.ss, &key->bound, key->bound_len);
-		fd = cz_rr_chan_open_first(key->data, worker_id, NULL, &id,
-			sizeof(id), chan);
-		if (fd < 0) {
-			return fd;
-		}
-	}
-	/* libuv, in the worker, never expects a blocking socket. */
-	err = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ? -errno : 0;
-	return err < 0 ? err : fd;
-}
-
-int cz_control_grant(struct cz_control *c, uint32_t worker_id, int pid,
-	const struct cz_msg_bind *m, int backlog, struct cz_control_grant *g)
-{
-	struct cz_key *key = NULL;
-	int err = cz_sockets_bind(c->sockets, worker_id, m, &key);
-
-	memset(g, 0, sizeof(*g));
-	g->fd = -1;
-	if (err < 0) {
-		return err;
-	}
-	/* A second listen of one worker on one address fails, as it would
-	 * without cluster; port 0 gets a socket of its own (sockets.c).
-	 * That bounds its channels too: one per key it may hold. */
-	err = cz_sockets_holds(key, worker_id) > 1 ? -EADDRINUSE :
-		grant_fd(c, worker_id, key, backlog, &g->channel);
-	if (err < 0) {
-		if (g->channel != 0) {
-			cz_rr_chan_close(c->rr, g->channel, worker_id);
-		}
-		cz_sockets_release(c->sockets, key, worker_id, false);
-		return err;
-	}
-	g->fd = err;
-	g->key = key->id;
-	g->type = key->type;
-	g->family = key->family;
-	g->bound_len = key->bound_len;
-	memcpy(&g->bound, &key->bound, key->bound_len);
-	emit_listening_of(c, worker_id, pid, key);
-	return 0;
-}
-
-void cz_control_ungrant(struct cz_control *c, uint32_t worker_id,
-	const struct cz_control_grant *g)
-{
-	struct cz_key *key = cz_sockets_find(c->sockets, g->key);
-
-	if (g->channel != 0) {
-		cz_rr_chan_close(c->rr, g->channel, worker_id);
-	}
-	if (key != NULL) {
-		cz_sockets_release(c->sockets, key, worker_id, true);
-	}
-}
-
 /* net.ipv4.ip_unprivileged_port_start (it applies to IPv6 too). */
 static int unprivileged_port_start(void)
 {
@@ -1089,7 +745,7 @@ void cz_control_destroy(struct cz_control *c)
 	c->destroying = true;
 	cz_lwatch_destroy(c->watch);
 	while (c->workers != NULL) {
-		worker_close(c, c->workers);
+		cz_control_worker_close(c, c->workers);
 	}
 	/* Keys first: closing one destroys its rr listener. */
 	cz_sockets_destroy(c->sockets);
