@@ -227,6 +227,11 @@ Test(rr, credit_limits_and_a_look_frees_it)
 }
 
 /* Without a tick or a new connection, the hold timer looks again. */
+static void on_guard(uv_timer_t *t)
+{
+	*(bool *)t->data = true;
+}
+
 Test(rr, held_connections_go_once_a_worker_takes_some)
 {
 	unsigned i;
@@ -239,11 +244,19 @@ Test(rr, held_connections_go_once_a_worker_takes_some)
 	cr_assert_eq(cz_rr_pending(lst), 2);
 	take_conn(wfd[0]);
 	take_conn(wfd[0]);
-	/* No tick, no event: only the hold timer can send them. */
-	for (i = 0; i < 5000 && cz_rr_pending(lst) > 0; i++) {
-		usleep(1000);
-		uv_run(&loop, UV_RUN_NOWAIT);
+	/* No tick, no event: only the hold timer can send them.  The loop
+	 * blocks until a timer fires; the guard's bounds the wait. */
+	uv_timer_t guard;
+	bool late = false;
+
+	uv_timer_init(&loop, &guard);
+	guard.data = &late;
+	uv_timer_start(&guard, on_guard, 5000, 0);
+	while (cz_rr_pending(lst) > 0 && !late) {
+		uv_run(&loop, UV_RUN_ONCE);
 	}
+	uv_close((uv_handle_t *)&guard, NULL);
+	uv_run(&loop, UV_RUN_NOWAIT); /* finishes the close: `guard` is on the stack */
 	cr_assert_eq(cz_rr_pending(lst), 0, "both held ones were sent");
 	cr_assert_eq(queued(0), CZ_RR_CREDIT);
 }
