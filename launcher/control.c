@@ -23,6 +23,7 @@
 #include "addr.h"
 #include "conns.h"
 #include "escape.h"
+#include "fdpass.h"
 #include "listen_watch.h"
 #include "log.h"
 #include "rr.h"
@@ -155,29 +156,10 @@ static void conn_drop(struct conn *k, const char *why)
 /* Sends `r`, with `fd` attached unless it is < 0. */
 static int conn_reply(struct conn *k, struct cz_msg_reply *r, int fd)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct iovec iov = { r, sizeof(*r) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	ssize_t n;
+	ssize_t n = cz_fdpass_send(k->fd, r, sizeof(*r), fd,
+		MSG_NOSIGNAL | MSG_DONTWAIT);
 
-	if (fd >= 0) {
-		struct cmsghdr *cm;
-
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof(u.buf);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	}
-	do {
-		n = sendmsg(k->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-	} while (n < 0 && errno == EINTR);
-	return n < 0 ? -errno : 0;
+	return n < 0 ? (int)n : 0;
 }
 
 static void reply_init(struct cz_msg_reply *r, const union msg *m, int err)

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fdpass.h"
 #include "json.h"
 
 #define READ_CHUNK (64u << 10)
@@ -84,31 +85,11 @@ static bool can_send(const struct cz_node_chan *ch)
 
 static void update_poll(struct cz_node_chan *ch);
 
+/* The handle goes with the line's first bytes. */
 static ssize_t send_out(struct cz_node_chan *ch, struct out *o)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct iovec iov = { o->buf + o->off, o->len - o->off };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	ssize_t n;
-
-	if (o->fd >= 0 && o->off == 0) {
-		struct cmsghdr *cm;
-
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof(u.buf);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &o->fd, sizeof(int));
-	}
-	do {
-		n = sendmsg(ch->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-	} while (n < 0 && errno == EINTR);
-	return n < 0 ? -errno : n;
+	return cz_fdpass_send(ch->fd, o->buf + o->off, o->len - o->off,
+		o->off == 0 ? o->fd : -1, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 static void flush(struct cz_node_chan *ch)

@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "fdpass.h"
 #include "log.h"
 #include "proto.h"
 
@@ -20,16 +21,6 @@ static int send_conn(int fd, uint32_t seq, bool nonblock,
 	const struct cz_rr_conn *c)
 {
 	struct cz_msg_conn m;
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct iovec iov = { &m, sizeof(m) };
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = u.buf, .msg_controllen = sizeof(u.buf),
-	};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 	ssize_t n;
 
 	memset(&m, 0, offsetof(struct cz_msg_conn, peer.ss));
@@ -38,14 +29,8 @@ static int send_conn(int fd, uint32_t seq, bool nonblock,
 	m.peer.len = c->plen;
 	memcpy(&m.peer.ss, &c->peer, c->plen);
 	memset((char *)&m.peer.ss + c->plen, 0, sizeof(m.peer.ss) - c->plen);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &c->fd, sizeof(int));
-	do {
-		n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-	} while (n < 0 && errno == EINTR);
-	return n < 0 ? -errno : 0;
+	n = cz_fdpass_send(fd, &m, sizeof(m), c->fd, MSG_NOSIGNAL | MSG_DONTWAIT);
+	return n < 0 ? (int)n : 0;
 }
 
 /* Aligned for every message type; CZ_MSG_MAX so any valid one fits. */
